@@ -1,0 +1,362 @@
+// The narrow adapter between Vigil and its Kafka client. Only this file imports kafkajs for the
+// runtime: consume batches, produce batches (plain or in transactions), commit, admin. Swapping
+// kafkajs for @confluentinc/kafka-javascript's KafkaJS-compatible API (which adds KIP-447
+// group-metadata fencing) means re-implementing this file, not the runtime or the operators.
+import { Kafka, logLevel, CompressionTypes } from 'kafkajs';
+import type { Admin, Consumer, Producer, Transaction, IHeaders, Message, LogEntry } from 'kafkajs';
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  /** Kafka record timestamp (ms). */
+  timestamp: number;
+  headers: Record<string, string>;
+}
+
+export interface ConsumedBatch {
+  topic: string;
+  partition: number;
+  records: ConsumedRecord[];
+  /** Offset after the last record of the batch (what a commit stores). */
+  nextOffset: string;
+  /** highWatermark - nextOffset: how far behind the partition's end this batch leaves us. */
+  lag: number;
+}
+
+export interface OutRecord {
+  topic: string;
+  key: Buffer | string | null;
+  value: Buffer | null;
+  headers?: Record<string, string>;
+  partition?: number;
+  timestamp?: number;
+}
+
+export interface TopicPartitionOffset {
+  topic: string;
+  partition: number;
+  offset: string;
+}
+
+export interface BatchControls {
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+}
+
+export interface GroupConsumer {
+  subscribe(topics: string[], fromBeginning: boolean): Promise<void>;
+  run(opts: {
+    /** Resolving to false leaves the fetch position where it was (e.g. after a seek). */
+    eachBatch: (batch: ConsumedBatch, controls: BatchControls) => Promise<boolean | void>;
+    /** Called with the full assignment after each rebalance (kafkajs rebalances eagerly). */
+    onAssignment: (assignment: Array<{ topic: string; partition: number }>) => void;
+    concurrency?: number;
+  }): Promise<void>;
+  commit(offsets: TopicPartitionOffset[]): Promise<void>;
+  /** Fires after a batch (even one holding only control records), with its last offset. */
+  onBatchEnd(fn: (topic: string, partition: number, lastOffset: string, highWatermark: string) => void): void;
+  onCrash(fn: (error: Error, willRestart: boolean) => void): void;
+  pause(tps: Array<{ topic: string; partitions: number[] }>): void;
+  resume(tps: Array<{ topic: string; partitions: number[] }>): void;
+  seek(tp: TopicPartitionOffset): void;
+  stop(): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface TransactionHandle {
+  send(records: OutRecord[]): Promise<void>;
+  sendOffsets(groupId: string, offsets: TopicPartitionOffset[]): Promise<void>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface BatchProducer {
+  connect(): Promise<void>;
+  /** Sends records (acks=all, idempotent) and resolves once all are acknowledged. */
+  send(records: OutRecord[]): Promise<void>;
+  transaction(): Promise<TransactionHandle>;
+  disconnect(): Promise<void>;
+}
+
+export interface TopicSpec {
+  topic: string;
+  partitions: number;
+  configs?: Record<string, string>;
+}
+
+export interface AdminClient {
+  createTopics(topics: TopicSpec[]): Promise<void>;
+  listTopics(): Promise<string[]>;
+  /** Partition count per topic (topics that do not exist are absent). */
+  partitionCounts(topics: string[]): Promise<Map<string, number>>;
+  /** Latest (high watermark) and earliest offsets per partition. */
+  offsets(topic: string): Promise<Array<{ partition: number; low: string; high: string }>>;
+  /** Committed offsets of a group for a topic. */
+  groupOffsets(groupId: string, topic: string): Promise<Array<{ partition: number; offset: string }>>;
+  deleteTopics(topics: string[]): Promise<void>;
+  disconnect(): Promise<void>;
+}
+
+export interface ClientOptions {
+  brokers: string[];
+  clientId?: string;
+  /** kafkajs log level; defaults to errors only, or VIGIL_KAFKA_LOG=info|debug. */
+  logLevel?: 'nothing' | 'error' | 'warn' | 'info' | 'debug';
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  readCommitted?: boolean;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  rebalanceTimeoutMs?: number;
+  maxBytesPerPartition?: number;
+  maxWaitTimeMs?: number;
+}
+
+export interface ProducerOptions {
+  transactionalId?: string;
+  transactionTimeoutMs?: number;
+}
+
+const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
+
+function toHeaders(h: Record<string, string> | undefined): IHeaders | undefined {
+  return h;
+}
+
+function toMessage(r: OutRecord): Message {
+  const m: Message = { key: r.key, value: r.value };
+  if (r.headers) m.headers = toHeaders(r.headers);
+  if (r.partition !== undefined) m.partition = r.partition;
+  if (r.timestamp !== undefined) m.timestamp = String(r.timestamp);
+  return m;
+}
+
+/** Groups records per topic, keeping order, for kafkajs sendBatch. */
+function topicMessages(records: OutRecord[]): Array<{ topic: string; messages: Message[] }> {
+  const byTopic = new Map<string, Message[]>();
+  for (const r of records) {
+    let list = byTopic.get(r.topic);
+    if (!list) byTopic.set(r.topic, (list = []));
+    list.push(toMessage(r));
+  }
+  return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+}
+
+function decodeHeaders(h: IHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const k of Object.keys(h)) {
+    const v = h[k];
+    if (v === undefined) continue;
+    const one = Array.isArray(v) ? v[v.length - 1] : v;
+    out[k] = typeof one === 'string' ? one : one.toString('utf8');
+  }
+  return out;
+}
+
+export class KafkaClient {
+  readonly kafka: Kafka;
+  readonly brokers: string[];
+
+  constructor(opts: ClientOptions) {
+    process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+    this.brokers = opts.brokers;
+    const level = opts.logLevel ?? ((process.env.VIGIL_KAFKA_LOG as ClientOptions['logLevel']) || 'nothing');
+    this.kafka = new Kafka({
+      clientId: opts.clientId ?? 'vigil',
+      brokers: opts.brokers,
+      logLevel: LEVELS[level] ?? logLevel.ERROR,
+      logCreator: () => (entry: LogEntry) => {
+        const { message, ...extra } = entry.log;
+        process.stderr.write(`[kafkajs ${entry.namespace}] ${message} ${JSON.stringify(extra)}\n`);
+      },
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+    });
+  }
+
+  admin(): AdminClient {
+    const admin: Admin = this.kafka.admin();
+    let connected: Promise<void> | undefined;
+    const ready = () => (connected ??= admin.connect());
+    return {
+      async createTopics(topics) {
+        await ready();
+        const existing = new Set(await admin.listTopics());
+        const missing = topics.filter((t) => !existing.has(t.topic));
+        if (missing.length === 0) return;
+        await admin.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((t) => ({
+            topic: t.topic,
+            numPartitions: t.partitions,
+            replicationFactor: -1,
+            configEntries: Object.entries(t.configs ?? {}).map(([name, value]) => ({ name, value })),
+          })),
+        });
+      },
+      async listTopics() {
+        await ready();
+        return admin.listTopics();
+      },
+      async partitionCounts(topics) {
+        await ready();
+        const existing = new Set(await admin.listTopics());
+        const wanted = topics.filter((t) => existing.has(t));
+        const out = new Map<string, number>();
+        if (wanted.length === 0) return out;
+        const md = await admin.fetchTopicMetadata({ topics: wanted });
+        for (const t of md.topics) out.set(t.name, t.partitions.length);
+        return out;
+      },
+      async offsets(topic) {
+        await ready();
+        const offs = await admin.fetchTopicOffsets(topic);
+        return offs.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
+      },
+      async groupOffsets(groupId, topic) {
+        await ready();
+        const res = await admin.fetchOffsets({ groupId, topics: [topic] });
+        return (res[0]?.partitions ?? []).map((p) => ({ partition: p.partition, offset: p.offset }));
+      },
+      async deleteTopics(topics) {
+        await ready();
+        await admin.deleteTopics({ topics });
+      },
+      async disconnect() {
+        if (connected) await admin.disconnect();
+      },
+    };
+  }
+
+  consumer(opts: ConsumerOptions): GroupConsumer {
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: opts.groupId,
+      readUncommitted: !(opts.readCommitted ?? false),
+      sessionTimeout: opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: opts.heartbeatIntervalMs ?? 3_000,
+      rebalanceTimeout: opts.rebalanceTimeoutMs ?? 60_000,
+      maxBytesPerPartition: opts.maxBytesPerPartition ?? 1_048_576,
+      maxWaitTimeInMs: opts.maxWaitTimeMs ?? 250,
+      allowAutoTopicCreation: false,
+    });
+    let connected: Promise<void> | undefined;
+    const ready = () => (connected ??= consumer.connect());
+    return {
+      async subscribe(topics, fromBeginning) {
+        await ready();
+        await consumer.subscribe({ topics, fromBeginning });
+      },
+      async run({ eachBatch, onAssignment, concurrency }) {
+        await ready();
+        consumer.on(consumer.events.GROUP_JOIN, (e) => {
+          const assignment: Array<{ topic: string; partition: number }> = [];
+          const ma = e.payload.memberAssignment as Record<string, number[]>;
+          for (const topic of Object.keys(ma)) for (const partition of ma[topic] ?? []) assignment.push({ topic, partition });
+          onAssignment(assignment);
+        });
+        await consumer.run({
+          autoCommit: false,
+          eachBatchAutoResolve: false,
+          partitionsConsumedConcurrently: concurrency ?? 1,
+          eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+            if (batch.messages.length === 0) return;
+            const records: ConsumedRecord[] = new Array(batch.messages.length);
+            for (let i = 0; i < batch.messages.length; i++) {
+              const m = batch.messages[i]!;
+              records[i] = {
+                topic: batch.topic,
+                partition: batch.partition,
+                offset: m.offset,
+                key: m.key ?? null,
+                value: m.value ?? null,
+                timestamp: Number(m.timestamp),
+                headers: m.headers ? decodeHeaders(m.headers) : {},
+              };
+            }
+            const last = batch.messages[batch.messages.length - 1]!.offset;
+            const nextOffset = (BigInt(last) + 1n).toString();
+            const lag = Number(BigInt(batch.highWatermark) - BigInt(nextOffset));
+            const advance = await eachBatch(
+              { topic: batch.topic, partition: batch.partition, records, nextOffset, lag },
+              { heartbeat, isRunning, isStale },
+            );
+            // Only a batch that returned normally (and did not ask otherwise) advances the position.
+            if (advance !== false) resolveOffset(last);
+          },
+        });
+      },
+      async commit(offsets) {
+        await consumer.commitOffsets(offsets);
+      },
+      onBatchEnd(fn) {
+        consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+          const p = e.payload as { topic: string; partition: number; lastOffset: string; highWatermark?: string; offsetLag: string };
+          const hw = p.highWatermark ?? String(BigInt(p.lastOffset) + BigInt(p.offsetLag) + 1n);
+          fn(p.topic, p.partition, p.lastOffset, hw);
+        });
+      },
+      onCrash(fn) {
+        consumer.on(consumer.events.CRASH, (e) => fn(e.payload.error, Boolean(e.payload.restart)));
+      },
+      pause(tps) {
+        consumer.pause(tps);
+      },
+      resume(tps) {
+        consumer.resume(tps);
+      },
+      seek(tp) {
+        consumer.seek(tp);
+      },
+      async stop() {
+        await consumer.stop();
+      },
+      async disconnect() {
+        await consumer.disconnect();
+      },
+    };
+  }
+
+  producer(opts: ProducerOptions = {}): BatchProducer {
+    const producer: Producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: opts.transactionalId ? 1 : 5,
+      transactionalId: opts.transactionalId,
+      transactionTimeout: opts.transactionTimeoutMs ?? 60_000,
+      allowAutoTopicCreation: false,
+    });
+    return {
+      connect: () => producer.connect(),
+      async send(records) {
+        if (records.length === 0) return;
+        await producer.sendBatch({ topicMessages: topicMessages(records), acks: -1, compression: CompressionTypes.None });
+      },
+      async transaction() {
+        const tx: Transaction = await producer.transaction();
+        return {
+          async send(records) {
+            if (records.length === 0) return;
+            await tx.sendBatch({ topicMessages: topicMessages(records), acks: -1 });
+          },
+          async sendOffsets(groupId, offsets) {
+            const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
+            for (const o of offsets) {
+              let l = byTopic.get(o.topic);
+              if (!l) byTopic.set(o.topic, (l = []));
+              l.push({ partition: o.partition, offset: o.offset });
+            }
+            await tx.sendOffsets({ consumerGroupId: groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) });
+          },
+          commit: () => tx.commit(),
+          abort: () => tx.abort(),
+        };
+      },
+      disconnect: () => producer.disconnect(),
+    };
+  }
+}

@@ -1,0 +1,553 @@
+// Executes a Plan on Kafka: one consumer group per topology, one Task per sub-topology and
+// partition, batches decoded, processed, encoded and produced, then committed.
+//
+// Guarantees
+// - at_least_once: outputs, dead letters and changelog records are produced (acks=all,
+//   idempotent producer) and acknowledged before the batch's offsets are committed.
+// - exactly_once: one transactional producer per task (transactional.id =
+//   <topology>-<subtopology>-<partition>, the pre-KIP-447 scheme kafkajs supports); outputs,
+//   changelog writes and the consumed offsets commit in one transaction; inputs and changelogs
+//   are read read_committed. A new owner of a task initialises the same transactional id, which
+//   fences the previous owner (zombie) and aborts its open transaction.
+//
+// Failure handling: any error while a batch is processed or committed discards the task's
+// in-memory state (it may be ahead of what was committed); the task is rebuilt from its
+// changelog and resumes at the group's committed offset. Under exactly_once a failed commit
+// (fenced, timed out, connection lost) also closes the transactional producer and restarts the
+// consumer, so the group's current assignment decides who owns the partition.
+import { randomUUID } from 'node:crypto';
+import { KafkaClient } from '../connectors/kafka-client.ts';
+import type {
+  AdminClient,
+  BatchControls,
+  BatchProducer,
+  ConsumedBatch,
+  GroupConsumer,
+  OutRecord,
+  TopicPartitionOffset,
+} from '../connectors/kafka-client.ts';
+import type { StreamRecord } from '../operators/types.ts';
+import type { Plan, PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
+import { deadLetterRecord } from './dead-letter.ts';
+import { EngineMetrics, serveMetrics } from './metrics.ts';
+import { Task, metaChangelogTopic } from './task.ts';
+import type { DeadLetter, InputRef } from './task.ts';
+
+/** What the runner needs from the Avro serde (schemas/serde.ts provides it). */
+export interface RuntimeSerde {
+  /** Registers `schema` under `subject` and returns its id (idempotent). */
+  register(subject: string, schema: object): Promise<number>;
+  /** Fetches and caches the writer schemas of any ids not seen yet, so decode() can stay synchronous. */
+  prefetch(values: Array<Buffer | null>): Promise<void>;
+  /** Decodes a Confluent-framed Avro value into the reader schema's shape; throws a coded error. */
+  decode(buf: Buffer, readerSchemaName: string): Record<string, unknown>;
+  encode(schemaId: number, value: Record<string, unknown>): Buffer;
+}
+
+export interface RunnerOptions {
+  plan: Plan;
+  brokers: string[];
+  serde: RuntimeSerde;
+  /** Distinguishes instances in logs and client ids. */
+  instanceId?: string;
+  /** Port for /metrics and /health (0 = a free port; undefined = no server). */
+  metricsPort?: number;
+  log?: (line: string) => void;
+  /** Wall-clock tick for punctuation, idle detection and metrics (ms). */
+  tickMs?: number;
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Batches (partitions) processed concurrently. */
+  concurrency?: number;
+  /** Encoded records larger than this go to the dead-letter topic instead of failing the batch. */
+  maxRecordBytes?: number;
+}
+
+interface TaskSlot {
+  task: Task;
+  sub: SubTopology;
+  /** Resolves once the stores are restored (and, under exactly_once, the producer has fenced). */
+  ready: Promise<void>;
+  restored: boolean;
+  producer?: BatchProducer;
+  /** Encoded outputs and dead letters waiting for the next commit. */
+  out: OutRecord[];
+  /** Serialises batch processing, punctuation and commits of this task. */
+  chain: Promise<unknown>;
+  discarded: boolean;
+  /** The group's committed offset per input topic when the task was built: where processing resumes. */
+  committed: Map<string, bigint>;
+}
+
+/** A failed commit: kafkajs retries the batch (on a rebuilt task) and, past its retries, restarts the consumer. */
+class CommitFailed extends Error {
+  override name = 'VigilCommitFailed';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class Runner {
+  readonly metrics = new EngineMetrics();
+  readonly groupId: string;
+  private readonly plan: Plan;
+  private readonly client: KafkaClient;
+  private readonly admin: AdminClient;
+  private readonly log: (line: string) => void;
+  private readonly eos: boolean;
+  private readonly slots = new Map<string, TaskSlot>();
+  private readonly subByTopic = new Map<string, { sub: SubTopology; source: PlanSource }>();
+  private readonly schemaIds = new Map<string, number>();
+  private consumer?: GroupConsumer;
+  private producer?: BatchProducer;
+  private ticker?: NodeJS.Timeout;
+  private metricsServer?: { url: string; close(): Promise<void> };
+  private stopping = false;
+  private started = false;
+  private assignment: Array<{ topic: string; partition: number }> = [];
+  readonly instanceId: string;
+
+  constructor(private readonly opts: RunnerOptions) {
+    this.plan = opts.plan;
+    this.groupId = opts.plan.topology.name;
+    this.eos = opts.plan.topology.guarantee === 'exactly_once';
+    this.instanceId = opts.instanceId ?? randomUUID().slice(0, 8);
+    this.client = new KafkaClient({ brokers: opts.brokers, clientId: `vigil-${this.groupId}-${this.instanceId}` });
+    this.admin = this.client.admin();
+    this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
+    for (const sub of this.plan.subtopologies) for (const source of sub.sources) this.subByTopic.set(source.topic, { sub, source });
+  }
+
+  get metricsUrl(): string | undefined {
+    return this.metricsServer?.url;
+  }
+
+  /** Topics the plan reads or writes, with partitions and configs, including the runtime's own. */
+  topics(): Array<{ topic: string; partitions: number; configs?: Record<string, string> }> {
+    const t = this.plan.topology;
+    const list = new Map<string, { topic: string; partitions: number; configs?: Record<string, string> }>();
+    const compact = { 'cleanup.policy': 'compact', 'min.cleanable.dirty.ratio': '0.1', 'segment.ms': '600000' };
+    for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
+    for (const s of t.sinks) if (!list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
+    list.set(t.deadLetterTopic, { topic: t.deadLetterTopic, partitions: 1 });
+    for (const it of this.plan.internalTopics) list.set(it.name, { topic: it.name, partitions: it.partitions, configs: it.configs });
+    for (const sub of this.plan.subtopologies) {
+      const name = metaChangelogTopic(t.name, sub.id);
+      list.set(name, { topic: name, partitions: sub.partitions, configs: compact });
+    }
+    return [...list.values()];
+  }
+
+  async start(): Promise<void> {
+    const t = this.plan.topology;
+    await this.admin.createTopics(this.topics());
+    await this.checkPartitions();
+    for (const sub of this.plan.subtopologies)
+      for (const sink of sub.sinks) this.schemaIds.set(sink.topic, await this.opts.serde.register(`${sink.topic}-value`, sink.schema));
+
+    if (this.opts.metricsPort !== undefined) {
+      this.metricsServer = await serveMetrics(this.metrics, { ready: () => this.ready(), status: () => this.status() }, this.opts.metricsPort);
+      this.log(`[vigil] metrics and health at ${this.metricsServer.url}/metrics ${this.metricsServer.url}/health`);
+    }
+    if (!this.eos) {
+      this.producer = this.client.producer();
+      await this.producer.connect();
+    }
+    const consumer = this.client.consumer({
+      groupId: this.groupId,
+      readCommitted: this.eos,
+      sessionTimeoutMs: this.opts.sessionTimeoutMs ?? 30_000,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 3_000,
+    });
+    this.consumer = consumer;
+    consumer.onCrash((err, restart) => {
+      this.log(`[vigil] consumer ${restart ? 'restarting' : 'stopped'} after: ${err.message}`);
+      if (restart) this.discardAll();
+    });
+    await consumer.subscribe([...this.subByTopic.keys()], true);
+    await consumer.run({
+      concurrency: this.opts.concurrency ?? 2,
+      onAssignment: (a) => this.onAssignment(a),
+      eachBatch: (batch, controls) => this.onBatch(batch, controls),
+    });
+    this.ticker = setInterval(() => this.tick(), this.opts.tickMs ?? 1000);
+    this.ticker.unref();
+    this.started = true;
+    this.log(`[vigil] topology '${t.name}' running (${t.guarantee}), group ${this.groupId}, instance ${this.instanceId}`);
+  }
+
+  /** Stops consuming, lets the batches in flight commit, and closes every client. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.ticker) clearInterval(this.ticker);
+    try {
+      await this.consumer?.stop();
+    } catch (err) {
+      this.log(`[vigil] consumer stop: ${(err as Error).message}`);
+    }
+    await Promise.allSettled([...this.slots.values()].map((s) => s.chain));
+    await Promise.allSettled([...this.slots.values()].map((s) => this.closeSlot(s)));
+    this.slots.clear();
+    await Promise.allSettled([this.consumer?.disconnect(), this.producer?.disconnect(), this.admin.disconnect()]);
+    await this.metricsServer?.close();
+    this.log(`[vigil] topology '${this.plan.topology.name}' stopped`);
+  }
+
+  /** True once started and every assigned task has restored its state. */
+  ready(): boolean {
+    if (!this.started || this.stopping) return false;
+    for (const s of this.slots.values()) if (!s.restored) return false;
+    return true;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      topology: this.plan.topology.name,
+      instance: this.instanceId,
+      guarantee: this.plan.topology.guarantee,
+      assignment: this.assignment.map((a) => `${a.topic}-${a.partition}`),
+      tasks: [...this.slots.values()].map((s) => ({ id: s.task.id, restored: s.restored, watermark: s.task.watermark })),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private async checkPartitions(): Promise<void> {
+    for (const sub of this.plan.subtopologies) {
+      const counts = await this.admin.partitionCounts(sub.sources.map((s) => s.topic));
+      for (const s of sub.sources) {
+        const n = counts.get(s.topic);
+        if (n !== undefined && n !== sub.partitions)
+          throw new Error(
+            `topic '${s.topic}' has ${n} partitions but sub-topology ${sub.id} expects ${sub.partitions}: co-partitioned inputs must have equal partition counts (set 'partitions' on the source to match)`,
+          );
+      }
+    }
+  }
+
+  private onAssignment(assignment: Array<{ topic: string; partition: number }>): void {
+    this.assignment = assignment;
+    const wanted = new Set<string>();
+    for (const { topic, partition } of assignment) {
+      const e = this.subByTopic.get(topic);
+      if (e) wanted.add(`${e.sub.id}_${partition}`);
+    }
+    for (const [id, slot] of this.slots)
+      if (!wanted.has(id)) {
+        this.slots.delete(id);
+        slot.discarded = true;
+        void slot.chain.then(() => this.closeSlot(slot));
+      }
+    for (const id of wanted)
+      if (!this.slots.has(id)) {
+        const [sub, p] = id.split('_').map(Number) as [number, number];
+        this.createSlot(this.plan.subtopologies.find((s) => s.id === sub)!, p);
+      }
+    this.log(`[vigil] ${this.instanceId} assigned ${[...wanted].sort().join(', ') || 'nothing'}`);
+    this.updateTaskGauges();
+  }
+
+  private createSlot(sub: SubTopology, partition: number): TaskSlot {
+    const task = new Task(this.plan.topology.name, sub, partition, {
+      now: () => Date.now(),
+      sink: (sink, record, input) => this.emit(slot, sink, record, input),
+      deadLetter: (dl) => this.deadLetter(slot, dl),
+    }, (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }));
+    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, committed: new Map() };
+    slot.ready = this.prepare(slot);
+    slot.ready.catch(() => undefined);
+    this.slots.set(task.id, slot);
+    return slot;
+  }
+
+  private async prepare(slot: TaskSlot): Promise<void> {
+    const { task } = slot;
+    if (this.eos) {
+      // Initialising the transactional id fences a previous owner and aborts its open transaction,
+      // so the restore below reads only committed state.
+      const producer = this.client.producer({ transactionalId: `${this.plan.topology.name}-${task.sub.id}-${task.partition}` });
+      await producer.connect();
+      slot.producer = producer;
+    }
+    await this.restore(slot);
+    task.afterRestore();
+    for (const src of slot.sub.sources) {
+      const c = (await this.admin.groupOffsets(this.groupId, src.topic)).find((o) => o.partition === task.partition);
+      if (c && BigInt(c.offset) >= 0n) slot.committed.set(src.topic, BigInt(c.offset));
+    }
+    slot.restored = true;
+    this.updateTaskGauges();
+  }
+
+  /** Replays each store's changelog partition, from the beginning to the end offset seen now. */
+  private async restore(slot: TaskSlot): Promise<void> {
+    const { task } = slot;
+    const byTopic = new Map(task.stores.map((s) => [s.changelogTopic, s]));
+    const targets = new Map<string, bigint>();
+    let total = 0n;
+    for (const topic of byTopic.keys()) {
+      const offs = (await this.admin.offsets(topic)).find((o) => o.partition === task.partition);
+      if (!offs) continue;
+      const high = BigInt(offs.high);
+      if (high > BigInt(offs.low)) {
+        targets.set(topic, high);
+        total += high - BigInt(offs.low);
+      }
+    }
+    const topology = this.plan.topology.name;
+    if (targets.size === 0) return;
+    const started = Date.now();
+    let restored = 0;
+    const remaining = new Map(targets);
+    this.metrics.restoreRemaining.set({ topology, task: task.id }, Number(total));
+    const consumer = this.client.consumer({ groupId: `${topology}-restore-${this.instanceId}-${task.id}-${randomUUID().slice(0, 6)}`, readCommitted: this.eos });
+    let resolveDone!: () => void;
+    const done = new Promise<void>((r) => (resolveDone = r));
+    const progress = (topic: string, partition: number, lastOffset: string) => {
+      const target = remaining.get(topic);
+      if (partition !== task.partition || target === undefined) return;
+      if (BigInt(lastOffset) + 1n >= target) {
+        remaining.delete(topic);
+        if (remaining.size === 0) resolveDone();
+      }
+    };
+    consumer.onBatchEnd((topic, partition, lastOffset) => progress(topic, partition, lastOffset));
+    await consumer.subscribe([...targets.keys()], true);
+    await consumer.run({
+      onAssignment: (a) => {
+        const others = a.filter((x) => x.partition !== task.partition);
+        const byT = new Map<string, number[]>();
+        for (const o of others) byT.set(o.topic, [...(byT.get(o.topic) ?? []), o.partition]);
+        if (byT.size) consumer.pause([...byT].map(([topic, partitions]) => ({ topic, partitions })));
+      },
+      eachBatch: async (batch: ConsumedBatch) => {
+        if (batch.partition !== task.partition) return;
+        const store = byTopic.get(batch.topic);
+        if (!store) return;
+        const target = targets.get(batch.topic)!;
+        for (const r of batch.records) {
+          if (BigInt(r.offset) >= target) break;
+          if (r.key) store.restore(r.key.toString('utf8'), r.value);
+          restored++;
+        }
+        this.metrics.restoreRecords.inc({ topology, store: store.changelogTopic }, batch.records.length);
+        this.metrics.restoreRemaining.set({ topology, task: task.id }, Math.max(0, Number(total) - restored));
+      },
+    });
+    await done;
+    await consumer.stop();
+    await consumer.disconnect();
+    const secs = (Date.now() - started) / 1000;
+    const rate = secs > 0 ? restored / secs : restored;
+    this.metrics.restoreRate.set({ topology }, rate);
+    this.metrics.restoreRemaining.set({ topology, task: task.id }, 0);
+    this.log(`[vigil] task ${task.id} restored ${restored} changelog records in ${secs.toFixed(2)} s (${Math.round(rate)} records/s)`);
+  }
+
+  /** Handles one fetched batch; returns false when the batch must not advance the fetch position. */
+  private async onBatch(batch: ConsumedBatch, controls: BatchControls): Promise<boolean> {
+    const entry = this.subByTopic.get(batch.topic);
+    if (!entry) return true;
+    const id = `${entry.sub.id}_${batch.partition}`;
+    let slot = this.slots.get(id);
+    if (!slot) {
+      // The task was discarded after a failure. A heartbeat first: if this instance was a zombie
+      // (paused past its session), the group has moved on and kafkajs rejoins instead.
+      await controls.heartbeat();
+      slot = this.createSlot(entry.sub, batch.partition);
+    }
+    // Restoring can take longer than a session timeout: keep the membership alive meanwhile.
+    let restoring = true;
+    slot.ready.finally(() => (restoring = false)).catch(() => undefined);
+    while (restoring) {
+      await Promise.race([slot.ready.catch(() => undefined), sleep(1000)]);
+      if (restoring) await controls.heartbeat();
+    }
+    await slot.ready;
+    // Resume exactly at the committed offset the restored state corresponds to.
+    const committed = slot.committed.get(batch.topic);
+    if (committed !== undefined) {
+      slot.committed.delete(batch.topic);
+      const first = BigInt(batch.records[0]!.offset);
+      if (first > committed) {
+        this.consumer!.seek({ topic: batch.topic, partition: batch.partition, offset: committed.toString() });
+        return false;
+      }
+      if (first < committed) batch = { ...batch, records: batch.records.filter((r) => BigInt(r.offset) >= committed) };
+      if (batch.records.length === 0) return true;
+    }
+    this.metrics.lag.set({ topology: this.plan.topology.name, topic: batch.topic, partition: String(batch.partition) }, batch.lag);
+    const s = slot;
+    await this.serial(s, () => this.processBatch(s, entry.source, batch));
+    return true;
+  }
+
+  /** Runs `fn` after everything queued on the task; a failure discards the task's state. */
+  private serial(slot: TaskSlot, fn: () => Promise<void>): Promise<void> {
+    const run = slot.chain.then(async () => {
+      if (slot.discarded) throw new Error(`task ${slot.task.id} was reassigned while its batch waited`);
+      try {
+        await fn();
+      } catch (err) {
+        await this.discard(slot);
+        throw err;
+      }
+    });
+    slot.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async processBatch(slot: TaskSlot, source: PlanSource, batch: ConsumedBatch): Promise<void> {
+    const { task } = slot;
+    const serde = this.opts.serde;
+    const topology = this.plan.topology.name;
+    await serde.prefetch(batch.records.map((r) => r.value));
+    for (const r of batch.records) {
+      let value: Record<string, unknown>;
+      try {
+        if (r.value === null) throw Object.assign(new Error('record has no value (null)'), { code: 'null-value' });
+        value = serde.decode(r.value, source.schemaName);
+      } catch (err) {
+        this.deadLetter(slot, { stage: 'decode', reason: errorCode(err, 'decode-error'), detail: (err as Error).message, input: r });
+        continue;
+      }
+      const record: StreamRecord = { key: r.key === null ? null : r.key.toString('utf8'), value, timestamp: task.eventTime(source, value, r.timestamp) };
+      const p = task.process(batch.topic, record, r);
+      if (p) await p;
+    }
+    this.metrics.consumed.inc({ topology, topic: batch.topic }, batch.records.length);
+    this.exportCounters(slot);
+    await this.commit(slot, [{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
+  }
+
+  private emit(slot: TaskSlot, sink: PlanSink, record: StreamRecord, input: InputRef | undefined): void {
+    const id = this.schemaIds.get(sink.topic);
+    let value: Buffer;
+    try {
+      if (id === undefined) throw new Error(`no schema registered for sink topic '${sink.topic}'`);
+      value = this.opts.serde.encode(id, record.value);
+    } catch (err) {
+      this.deadLetter(slot, { stage: 'encode', reason: errorCode(err, 'encode-error'), detail: (err as Error).message, node: sink.name, input, record });
+      return;
+    }
+    const max = this.opts.maxRecordBytes ?? 1_000_000;
+    if (value.length > max) {
+      this.deadLetter(slot, { stage: 'produce', reason: 'record-too-large', detail: `encoded record is ${value.length} bytes, above ${max}`, node: sink.name, input, record });
+      return;
+    }
+    let key: string | null = record.key;
+    if (sink.keyField) {
+      let v: unknown = record.value;
+      for (const part of sink.keyField.split('.')) v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[part];
+      key = v === undefined || v === null ? null : String(v);
+    }
+    slot.out.push({ topic: sink.topic, key, value, timestamp: record.timestamp });
+  }
+
+  private deadLetter(slot: TaskSlot, dl: DeadLetter): void {
+    const t = this.plan.topology;
+    this.metrics.deadLettered.inc({ topology: t.name, stage: dl.stage, reason: dl.reason });
+    slot.out.push(deadLetterRecord(t.deadLetterTopic, t.name, dl));
+  }
+
+  /** Produces the task's pending outputs and changelog changes, then commits `offsets`. */
+  private async commit(slot: TaskSlot, offsets: TopicPartitionOffset[]): Promise<void> {
+    const { task } = slot;
+    const records = slot.out;
+    slot.out = [];
+    for (const store of task.stores)
+      for (const c of store.drainChanges())
+        records.push({ topic: store.changelogTopic, partition: task.partition, key: c.key, value: c.value === null ? null : Buffer.from(c.value) });
+    if (records.length === 0 && offsets.length === 0) return;
+    const end = this.metrics.commitLatency.startTimer({ topology: this.plan.topology.name, guarantee: this.plan.topology.guarantee });
+    if (this.eos) {
+      const tx = await slot.producer!.transaction();
+      try {
+        await tx.send(records);
+        if (offsets.length) await tx.sendOffsets(this.groupId, offsets);
+        await tx.commit();
+      } catch (err) {
+        await tx.abort().catch(() => undefined);
+        // Fenced or indeterminate: never retry blindly. Drop the producer and rejoin the group.
+        throw new CommitFailed(`transaction of task ${task.id} failed: ${(err as Error).message}`);
+      }
+    } else {
+      await this.producer!.send(records);
+      if (offsets.length) await this.consumer!.commit(offsets);
+    }
+    end();
+    const topology = this.plan.topology.name;
+    const perTopic = new Map<string, number>();
+    for (const r of records) perTopic.set(r.topic, (perTopic.get(r.topic) ?? 0) + 1);
+    for (const [topic, n] of perTopic) this.metrics.produced.inc({ topology, topic }, n);
+  }
+
+  /** Wall-clock punctuation, idle inputs, and gauges; outputs commit without offsets. */
+  private tick(): void {
+    if (this.stopping) return;
+    const now = Date.now();
+    for (const slot of this.slots.values()) {
+      if (!slot.restored || slot.discarded) continue;
+      void this.serial(slot, async () => {
+        slot.task.tick(now);
+        await this.commit(slot, []);
+      }).catch((err: unknown) => this.log(`[vigil] punctuation of task ${slot.task.id} failed: ${(err as Error).message}`));
+      const topology = this.plan.topology.name;
+      if (Number.isFinite(slot.task.watermark)) this.metrics.watermark.set({ topology, task: slot.task.id }, slot.task.watermark);
+      for (const s of slot.task.stores) this.metrics.stateEntries.set({ topology, task: slot.task.id, store: s.name === '__meta' ? `${s.name}` : s.changelogTopic }, s.size);
+      this.exportCounters(slot);
+    }
+  }
+
+  /** Moves the task's per-node counters into the Prometheus counters. */
+  private exportCounters(slot: TaskSlot): void {
+    const topology = this.plan.topology.name;
+    for (const [node, c] of slot.task.counters()) {
+      if (c.in) this.metrics.recordsIn.inc({ topology, node }, c.in);
+      if (c.out) this.metrics.recordsOut.inc({ topology, node }, c.out);
+      if (c.errors) this.metrics.operatorErrors.inc({ topology, node }, c.errors);
+      c.in = c.out = c.errors = 0;
+      for (const [event, n] of c.custom) if (n) this.metrics.operatorEvents.inc({ topology, node, event }, n);
+      c.custom.clear();
+    }
+  }
+
+  private async discard(slot: TaskSlot): Promise<void> {
+    if (this.slots.get(slot.task.id) === slot) this.slots.delete(slot.task.id);
+    slot.discarded = true;
+    await this.closeSlot(slot);
+    this.updateTaskGauges();
+  }
+
+  private discardAll(): void {
+    for (const slot of this.slots.values()) {
+      slot.discarded = true;
+      void slot.chain.then(() => this.closeSlot(slot));
+    }
+    this.slots.clear();
+  }
+
+  private async closeSlot(slot: TaskSlot): Promise<void> {
+    try {
+      await slot.task.close();
+    } finally {
+      const p = slot.producer;
+      slot.producer = undefined;
+      if (p) await p.disconnect().catch(() => undefined);
+    }
+  }
+
+  private updateTaskGauges(): void {
+    const topology = this.plan.topology.name;
+    let restoring = 0;
+    let running = 0;
+    for (const s of this.slots.values()) (s.restored ? running++ : restoring++);
+    this.metrics.tasks.set({ topology, state: 'restoring' }, restoring);
+    this.metrics.tasks.set({ topology, state: 'running' }, running);
+  }
+}
+
+function errorCode(err: unknown, fallback: string): string {
+  const c = (err as { code?: unknown })?.code;
+  return typeof c === 'string' ? c : fallback;
+}
