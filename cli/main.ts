@@ -1,12 +1,26 @@
 // The `vigil` command line. Each command group lives in its own file and registers itself here.
 import { Command } from 'commander';
 import { registerBroker } from './broker.ts';
+import { registerDemo } from './demo.ts';
+import { registerProduce } from './produce.ts';
+import { registerRun } from './run.ts';
+import { registerTail } from './tail.ts';
 import { registerValidate } from './validate.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
   program.name('vigil').description('Stream processing on Apache Kafka for monitoring telemetry').showHelpAfterError();
-  registerBroker(program);
+  registerRun(program);
   registerValidate(program);
-  await program.parseAsync(argv);
+  registerDemo(program);
+  registerProduce(program);
+  registerTail(program);
+  registerBroker(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as Error & { format?: () => string };
+    process.stderr.write(`vigil: ${typeof e.format === 'function' ? e.format() : e.message}\n`);
+    process.exitCode = 1;
+  }
 }

@@ -1,0 +1,44 @@
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { connectEnvironment, untilSignal } from './environment.ts';
+import type { Environment } from './environment.ts';
+import { loadTopology } from '../topology/loader.ts';
+import { planTopology } from '../topology/plan.ts';
+import type { Plan } from '../topology/types.ts';
+import { Runner } from '../runtime/runner.ts';
+
+export interface RunOptions {
+  metricsPort?: number;
+  instanceId?: string;
+  log?: (line: string) => void;
+}
+
+/** Loads and plans a topology file; the reader schemas it names are added to the serde. */
+export function planFile(file: string): Plan {
+  return planTopology(loadTopology(resolve(file)));
+}
+
+/** Starts a Runner for a planned topology in an environment. */
+export async function startRunner(env: Environment, plan: Plan, opts: RunOptions = {}): Promise<Runner> {
+  for (const s of plan.topology.sources) env.serde.addReaderSchema(s.schema);
+  const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, log: opts.log });
+  await runner.start();
+  return runner;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command('run <topology>')
+    .description('run a topology file on Kafka until Ctrl-C (SIGINT/SIGTERM stop it gracefully)')
+    .option('--metrics-port <port>', 'serve /metrics and /health on this port (0 = any free port)', '9464')
+    .option('--instance <id>', 'instance id for logs and client ids')
+    .action(async (file: string, o: { metricsPort: string; instance?: string }) => {
+      const plan = planFile(file);
+      const env = await connectEnvironment({});
+      const runner = await startRunner(env, plan, { metricsPort: Number(o.metricsPort), instanceId: o.instance });
+      const sig = await untilSignal();
+      process.stderr.write(`[vigil] ${sig}: stopping\n`);
+      await runner.stop();
+      await env.close();
+    });
+}

@@ -1,0 +1,53 @@
+// Reads a topic outside any processing group (a fresh group id that never commits): used by
+// `vigil tail`, the tests and the benchmarks to look at what a topology wrote.
+import { randomUUID } from 'node:crypto';
+import { KafkaClient } from './kafka-client.ts';
+import type { ConsumedRecord } from './kafka-client.ts';
+
+export interface ReadOptions {
+  brokers: string[];
+  topic: string;
+  fromBeginning?: boolean;
+  /** Only records of committed transactions (what exactly-once consumers see). */
+  readCommitted?: boolean;
+  /** Stop after this many records. */
+  max?: number;
+  /** Stop once no record arrived for this long (ms); undefined = until max or the signal. */
+  idleMs?: number;
+  signal?: AbortSignal;
+  onRecord?: (r: ConsumedRecord) => void;
+}
+
+export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
+  const client = new KafkaClient({ brokers: opts.brokers, clientId: 'vigil-reader' });
+  const consumer = client.consumer({ groupId: `vigil-reader-${randomUUID()}`, readCommitted: opts.readCommitted ?? false, maxWaitTimeMs: 100 });
+  const out: ConsumedRecord[] = [];
+  let last = Date.now();
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  const max = opts.max ?? Number.POSITIVE_INFINITY;
+  await consumer.subscribe([opts.topic], opts.fromBeginning ?? true);
+  await consumer.run({
+    onAssignment: () => {},
+    eachBatch: async (batch) => {
+      for (const r of batch.records) {
+        if (out.length >= max) break;
+        out.push(r);
+        opts.onRecord?.(r);
+      }
+      last = Date.now();
+      if (out.length >= max) finish();
+    },
+  });
+  const timer = setInterval(() => {
+    if (opts.signal?.aborted || (opts.idleMs !== undefined && Date.now() - last >= opts.idleMs)) finish();
+  }, 50);
+  try {
+    await done;
+  } finally {
+    clearInterval(timer);
+    await consumer.stop();
+    await consumer.disconnect();
+  }
+  return out;
+}
