@@ -33,10 +33,11 @@ export function registerRun(program: Command): void {
     .option('--metrics-port <port>', 'serve /metrics and /health on this port (0 = any free port)', '9464')
     .option('--instance <id>', 'instance id for logs and client ids')
     .action(async (file: string, o: { metricsPort: string; instance?: string }) => {
+      const signal = untilSignal(); // a signal during start-up still stops gracefully once started
       const plan = planFile(file);
       const env = await connectEnvironment({});
       const runner = await startRunner(env, plan, { metricsPort: Number(o.metricsPort), instanceId: o.instance });
-      const sig = await untilSignal();
+      const sig = await signal;
       process.stderr.write(`[vigil] ${sig}: stopping\n`);
       await runner.stop();
       await env.close();

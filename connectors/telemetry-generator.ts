@@ -47,7 +47,7 @@ export function prng(seed: number): () => number {
   };
 }
 
-const METRICS = ['cpu.utilization', 'memory.used_percent', 'http.latency_ms', 'disk.io_wait'];
+const METRICS = ['cpu.utilization', 'memory.used_percent', 'http.latency.p99', 'disk.io_wait'];
 const SERVICES = ['checkout', 'search', 'auth', 'billing', 'inventory'];
 const LEVELS = ['DEBUG', 'INFO', 'INFO', 'INFO', 'WARN'];
 
@@ -92,10 +92,10 @@ export class TelemetryGenerator {
     switch (this.o.kind) {
       case 'metric': {
         const name = METRICS[Math.floor(r() * METRICS.length)]!;
-        const base = name === 'http.latency_ms' ? 120 : 40;
-        const value = anomaly ? base * (3 + r() * 2) : base + (r() - 0.5) * base * 0.4;
-        const unit = name === 'http.latency_ms' ? 'ms' : 'percent';
-        return { key, anomaly, value: { timestamp: ts, name, host: key, value: Math.min(value, name === 'http.latency_ms' ? 1e6 : 100), unit, tags } };
+        const base = name === 'http.latency.p99' ? 120 : 40;
+        const value = anomaly ? base * (name === 'http.latency.p99' ? 5 + r() * 3 : 3 + r() * 2) : base + (r() - 0.5) * base * 0.4;
+        const unit = name === 'http.latency.p99' ? 'ms' : 'percent';
+        return { key, anomaly, value: { timestamp: ts, name, host: key, value: Math.min(value, name === 'http.latency.p99' ? 1e6 : 100), unit, tags } };
       }
       case 'log': {
         const level = anomaly ? (r() < 0.8 ? 'ERROR' : 'FATAL') : LEVELS[Math.floor(r() * LEVELS.length)]!;

@@ -18,8 +18,19 @@ export interface ReadOptions {
   onRecord?: (r: ConsumedRecord) => void;
 }
 
+/** Reads a topic; one that does not exist yet is waited for (an empty result once idleMs passes). */
 export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
   const client = new KafkaClient({ brokers: opts.brokers, clientId: 'vigil-reader' });
+  const admin = client.admin();
+  const since = Date.now();
+  try {
+    while (!(await admin.listTopics()).includes(opts.topic)) {
+      if (opts.signal?.aborted || (opts.idleMs !== undefined && Date.now() - since >= opts.idleMs)) return [];
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await admin.disconnect();
+  }
   const consumer = client.consumer({ groupId: `vigil-reader-${randomUUID()}`, readCommitted: opts.readCommitted ?? false, maxWaitTimeMs: 100 });
   const out: ConsumedRecord[] = [];
   let last = Date.now();

@@ -27,22 +27,16 @@ import type {
   TopicPartitionOffset,
 } from '../connectors/kafka-client.ts';
 import type { StreamRecord } from '../operators/types.ts';
+import type { AvroSerde } from '../schemas/serde.ts';
 import type { Plan, PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
+import { planTopology } from '../topology/plan.ts';
 import { deadLetterRecord } from './dead-letter.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
 import { Task, metaChangelogTopic } from './task.ts';
 import type { DeadLetter, InputRef } from './task.ts';
 
-/** What the runner needs from the Avro serde (schemas/serde.ts provides it). */
-export interface RuntimeSerde {
-  /** Registers `schema` under `subject` and returns its id (idempotent). */
-  register(subject: string, schema: object): Promise<number>;
-  /** Fetches and caches the writer schemas of any ids not seen yet, so decode() can stay synchronous. */
-  prefetch(values: Array<Buffer | null>): Promise<void>;
-  /** Decodes a Confluent-framed Avro value into the reader schema's shape; throws a coded error. */
-  decode(buf: Buffer, readerSchemaName: string): Record<string, unknown>;
-  encode(schemaId: number, value: Record<string, unknown>): Buffer;
-}
+/** What the runner needs from the Avro serde (schemas/serde.ts). */
+export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode'>;
 
 export interface RunnerOptions {
   plan: Plan;
@@ -89,7 +83,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class Runner {
   readonly metrics = new EngineMetrics();
   readonly groupId: string;
-  private readonly plan: Plan;
+  private plan: Plan;
   private readonly client: KafkaClient;
   private readonly admin: AdminClient;
   private readonly log: (line: string) => void;
@@ -114,7 +108,6 @@ export class Runner {
     this.client = new KafkaClient({ brokers: opts.brokers, clientId: `vigil-${this.groupId}-${this.instanceId}` });
     this.admin = this.client.admin();
     this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
-    for (const sub of this.plan.subtopologies) for (const source of sub.sources) this.subByTopic.set(source.topic, { sub, source });
   }
 
   get metricsUrl(): string | undefined {
@@ -138,9 +131,10 @@ export class Runner {
   }
 
   async start(): Promise<void> {
+    await this.adoptPartitionCounts();
     const t = this.plan.topology;
+    for (const sub of this.plan.subtopologies) for (const source of sub.sources) this.subByTopic.set(source.topic, { sub, source });
     await this.admin.createTopics(this.topics());
-    await this.checkPartitions();
     for (const sub of this.plan.subtopologies)
       for (const sink of sub.sinks) this.schemaIds.set(sink.topic, await this.opts.serde.register(`${sink.topic}-value`, sink.schema));
 
@@ -212,17 +206,17 @@ export class Runner {
 
   // -------------------------------------------------------------------------------------------
 
-  private async checkPartitions(): Promise<void> {
-    for (const sub of this.plan.subtopologies) {
-      const counts = await this.admin.partitionCounts(sub.sources.map((s) => s.topic));
-      for (const s of sub.sources) {
-        const n = counts.get(s.topic);
-        if (n !== undefined && n !== sub.partitions)
-          throw new Error(
-            `topic '${s.topic}' has ${n} partitions but sub-topology ${sub.id} expects ${sub.partitions}: co-partitioned inputs must have equal partition counts (set 'partitions' on the source to match)`,
-          );
-      }
-    }
+  /**
+   * Input topics that already exist decide the task count (their `partitions:` in the file only
+   * applies when Vigil creates them): re-plans with the real counts. Co-partitioned inputs with
+   * different counts are refused by the planner.
+   */
+  private async adoptPartitionCounts(): Promise<void> {
+    const t = this.plan.topology;
+    const actual = await this.admin.partitionCounts(t.sources.map((s) => s.topic));
+    if (!t.sources.some((s) => actual.has(s.topic) && actual.get(s.topic) !== s.partitions)) return;
+    this.plan = planTopology({ ...t, sources: t.sources.map((s) => ({ ...s, partitions: actual.get(s.topic) ?? s.partitions })) });
+    this.log(`[vigil] partition counts taken from the existing input topics: ${t.sources.map((s) => `${s.topic}=${actual.get(s.topic) ?? s.partitions}`).join(', ')}`);
   }
 
   private onAssignment(assignment: Array<{ topic: string; partition: number }>): void {
@@ -401,12 +395,12 @@ export class Runner {
     const { task } = slot;
     const serde = this.opts.serde;
     const topology = this.plan.topology.name;
-    await serde.prefetch(batch.records.map((r) => r.value));
+    await serde.prepareBatch(batch.records.map((r) => r.value));
     for (const r of batch.records) {
       let value: Record<string, unknown>;
       try {
         if (r.value === null) throw Object.assign(new Error('record has no value (null)'), { code: 'null-value' });
-        value = serde.decode(r.value, source.schemaName);
+        value = serde.decode(r.value, source.schemaName).value;
       } catch (err) {
         this.deadLetter(slot, { stage: 'decode', reason: errorCode(err, 'decode-error'), detail: (err as Error).message, input: r });
         continue;
@@ -547,7 +541,8 @@ export class Runner {
   }
 }
 
+/** A dead letter's reason from an error's stable code: VIGIL_SERDE_BAD_MAGIC -> bad-magic. */
 function errorCode(err: unknown, fallback: string): string {
   const c = (err as { code?: unknown })?.code;
-  return typeof c === 'string' ? c : fallback;
+  return typeof c === 'string' ? c.replace(/^VIGIL_(SERDE_)?/, '').toLowerCase().replace(/_/g, '-') : fallback;
 }
