@@ -31,6 +31,7 @@ import type { AvroSerde } from '../schemas/serde.ts';
 import type { Plan, PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
 import { planTopology } from '../topology/plan.ts';
 import { deadLetterRecord } from './dead-letter.ts';
+import { sinkKey } from './keys.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
 import { Task, metaChangelogTopic } from './task.ts';
 import type { DeadLetter, InputRef } from './task.ts';
@@ -150,7 +151,7 @@ export class Runner {
       groupId: this.groupId,
       readCommitted: this.eos,
       sessionTimeoutMs: this.opts.sessionTimeoutMs ?? 30_000,
-      heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? 3_000,
+      heartbeatIntervalMs: this.opts.heartbeatIntervalMs ?? Math.min(3_000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
     });
     this.consumer = consumer;
     consumer.onCrash((err, restart) => {
@@ -429,12 +430,7 @@ export class Runner {
       this.deadLetter(slot, { stage: 'produce', reason: 'record-too-large', detail: `encoded record is ${value.length} bytes, above ${max}`, node: sink.name, input, record });
       return;
     }
-    let key: string | null = record.key;
-    if (sink.keyField) {
-      let v: unknown = record.value;
-      for (const part of sink.keyField.split('.')) v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[part];
-      key = v === undefined || v === null ? null : String(v);
-    }
+    const key = sinkKey(sink, record);
     slot.out.push({ topic: sink.topic, key, value, timestamp: record.timestamp });
   }
 

@@ -7,6 +7,7 @@ import type { Type } from 'avsc';
 import type { StreamRecord } from '../operators/types.ts';
 import type { Plan, PlanSink, SubTopology } from '../topology/types.ts';
 import { Task } from './task.ts';
+import { sinkKey } from './keys.ts';
 import type { DeadLetter, InputRef, TaskHooks } from './task.ts';
 import type { ChangelogEntry } from './stores.ts';
 
@@ -149,14 +150,14 @@ export class TestDriver {
       this.dead.push({ stage: 'encode', reason: 'encode-error', detail: (err as Error).message, input, record });
       return;
     }
-    const key = sink.keyField ? String(sink.keyField.split('.').reduce<any>((o, k) => o?.[k], value) ?? '') : record.key;
-    const out: StreamRecord = { key, value, timestamp: record.timestamp };
+    const out: StreamRecord = { key: record.key, value, timestamp: record.timestamp };
+    out.key = sinkKey(sink, out);
     if (sink.internal) {
       // A repartition topic: feed the consuming sub-topology, partitioned by key.
       for (const sub of this.plan.subtopologies) {
         const src = sub.sources.find((s) => s.topic === sink.topic);
         if (!src) continue;
-        const task = this.task(sub, partitionOf(key, sub.partitions, 0));
+        const task = this.task(sub, partitionOf(out.key, sub.partitions, 0));
         const r = task.process(src.topic, out, input);
         if (r) throw new Error('asynchronous operators need pipeAsync()');
       }

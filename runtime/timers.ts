@@ -12,6 +12,11 @@ interface Entry {
 
 const SEP = '\u0000';
 
+/** Due time, then id: timers due at the same instant fire in the same order before and after a restore. */
+function before(a: Entry, b: Entry): boolean {
+  return a.timer.at < b.timer.at || (a.timer.at === b.timer.at && a.id < b.id);
+}
+
 /** Binary min-heap of timer entries ordered by due time, with lazy deletion. */
 class Heap {
   private readonly a: Entry[] = [];
@@ -27,7 +32,7 @@ class Heap {
     let i = a.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (a[p]!.timer.at <= a[i]!.timer.at) break;
+      if (!before(a[i]!, a[p]!)) break;
       [a[p], a[i]] = [a[i]!, a[p]!];
       i = p;
     }
@@ -43,8 +48,8 @@ class Heap {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < a.length && a[l]!.timer.at < a[m]!.timer.at) m = l;
-        if (r < a.length && a[r]!.timer.at < a[m]!.timer.at) m = r;
+        if (l < a.length && before(a[l]!, a[m]!)) m = l;
+        if (r < a.length && before(a[r]!, a[m]!)) m = r;
         if (m === i) break;
         [a[m], a[i]] = [a[i]!, a[m]!];
         i = m;
