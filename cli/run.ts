@@ -9,6 +9,8 @@ import { Runner } from '../runtime/runner.ts';
 
 export interface RunOptions {
   metricsPort?: number;
+  /** Consumer group session timeout (ms): how long a dead instance keeps its partitions. */
+  sessionTimeoutMs?: number;
   instanceId?: string;
   log?: (line: string) => void;
 }
@@ -21,7 +23,7 @@ export function planFile(file: string): Plan {
 /** Starts a Runner for a planned topology in an environment. */
 export async function startRunner(env: Environment, plan: Plan, opts: RunOptions = {}): Promise<Runner> {
   for (const s of plan.topology.sources) env.serde.addReaderSchema(s.schema);
-  const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, log: opts.log });
+  const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, sessionTimeoutMs: opts.sessionTimeoutMs, log: opts.log });
   await runner.start();
   return runner;
 }
@@ -32,11 +34,16 @@ export function registerRun(program: Command): void {
     .description('run a topology file on Kafka until Ctrl-C (SIGINT/SIGTERM stop it gracefully)')
     .option('--metrics-port <port>', 'serve /metrics and /health on this port (0 = any free port)', '9464')
     .option('--instance <id>', 'instance id for logs and client ids')
-    .action(async (file: string, o: { metricsPort: string; instance?: string }) => {
+    .option('--session-timeout <ms>', 'consumer group session timeout: how long a dead instance keeps its partitions', '30000')
+    .action(async (file: string, o: { metricsPort: string; instance?: string; sessionTimeout: string }) => {
       const signal = untilSignal(); // a signal during start-up still stops gracefully once started
       const plan = planFile(file);
       const env = await connectEnvironment({});
-      const runner = await startRunner(env, plan, { metricsPort: Number(o.metricsPort), instanceId: o.instance });
+      const runner = await startRunner(env, plan, {
+        metricsPort: Number(o.metricsPort),
+        instanceId: o.instance,
+        sessionTimeoutMs: Number(o.sessionTimeout),
+      });
       const sig = await signal;
       process.stderr.write(`[vigil] ${sig}: stopping\n`);
       await runner.stop();

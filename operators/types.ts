@@ -54,7 +54,11 @@ export type FieldKind =
   | 'enum'
   | 'array'
   | 'map'
-  | 'object';
+  | 'object'
+  /** The fullname of a record schema known to the topology (schemas/*.avsc or the file's `schemas:`). */
+  | 'schema'
+  /** A relative file path that must stay inside the topology file's directory (no `..`, no URL). */
+  | 'path';
 
 export interface FieldSpec {
   kind: FieldKind;
@@ -69,9 +73,18 @@ export interface FieldSpec {
   items?: FieldSpec;
   /** object: the nested fields. */
   fields?: Record<string, FieldSpec>;
-  /** integer/number/duration bounds (inclusive). */
+  /** integer/number/duration bounds (inclusive); array: bounds on the number of items. */
   min?: number;
   max?: number;
+  /** string: a regular expression (source) the whole value must match, e.g. '^[a-z]+$'. */
+  pattern?: string;
+  /**
+   * string: allow values that look like a URL or a file path. Off by default: topology files only
+   * take paths in `path` fields, so a stray `http://...` or `../x` elsewhere is refused.
+   */
+  freeText?: boolean;
+  /** expression: the type the expression must produce. */
+  returns?: 'boolean' | 'number' | 'string';
 }
 
 export type ConfigSpec = Record<string, FieldSpec>;
@@ -80,6 +93,12 @@ export type ConfigSpec = Record<string, FieldSpec>;
 export interface ConfigIssue {
   path: (string | number)[];
   message: string;
+  /** Stable diagnostic code (topology/diagnostics.ts); default INVALID_VALUE. */
+  code?: string;
+  /** For problems inside a string value (an expression): character offset within the string. */
+  offset?: number;
+  /** Point at the key of `path` rather than at its value (e.g. an unknown or badly named field). */
+  at?: 'key' | 'value';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,11 +182,15 @@ export interface SchemaContext {
   inputs: RecordSchema[];
   /** The operator's name in the topology (used to name generated schemas). */
   name: string;
+  /** Looks up a record schema by fullname among the topology's schemas (self-contained copy). */
+  resolveSchema?(fullname: string): RecordSchema | undefined;
 }
 
 export interface OperatorDefinition<C = Record<string, unknown>> {
   /** The `type:` users write in the topology file. */
   type: string;
+  /** Other `type:` names accepted for this operator (e.g. map's `transform`). */
+  aliases?: readonly string[];
   category: 'collection' | 'processing' | 'analysis' | 'alerting' | 'response';
   summary: string;
   description?: string;
@@ -181,6 +204,13 @@ export interface OperatorDefinition<C = Record<string, unknown>> {
    * upstream is partitioned differently, the planner inserts a repartition topic.
    */
   partitionBy?(config: C): string[] | undefined;
+  /**
+   * The fields this operator's output records are keyed (partitioned) by, given each input's
+   * (undefined = unknown). Default: partitionBy(config) when declared (the planner repartitions by
+   * it), else unknown. Operators that keep the record key and the key fields (filter) return the
+   * input's; map returns it renamed when the key fields pass through unchanged.
+   */
+  keyFields?(config: C, inputs: ReadonlyArray<readonly string[] | undefined>): string[] | undefined;
   stores?(config: C): StoreDecl[];
   /** Semantic checks beyond the spec (field types, expression types); paths are config-relative. */
   check?(config: C, schema: SchemaContext): ConfigIssue[];

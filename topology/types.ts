@@ -120,6 +120,11 @@ export interface PlanSink {
   schemaName: string;
   schema: RecordSchema;
   keyField?: string;
+  /**
+   * Repartition sinks: the fields (dotted paths) the key is built from, in order. keyField is also
+   * set when there is exactly one; with several, the runtime derives one key string from them.
+   */
+  keyFields?: string[];
   /** Repartition sinks feed another sub-topology through an internal topic. */
   internal: boolean;
 }

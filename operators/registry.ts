@@ -1,0 +1,28 @@
+// The operator registry: one line per operator. The topology loader, `vigil validate`, the JSON
+// Schema and the reference docs (topology/REFERENCE.md) all read it.
+import type { OperatorDefinition } from './types.ts';
+import { aggregateOperator } from './aggregate.ts';
+import { filterOperator } from './filter.ts';
+import { mapOperator } from './map.ts';
+import { validateOperator } from './validate.ts';
+
+/** Every operator, once, in the order of the docs. */
+export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
+  validateOperator,
+  filterOperator,
+  mapOperator,
+  aggregateOperator,
+];
+
+/** `type:` name (and alias) -> definition. */
+export const operatorRegistry: Map<string, OperatorDefinition<any>> = new Map();
+for (const def of operatorDefinitions) {
+  for (const name of [def.type, ...(def.aliases ?? [])]) {
+    if (operatorRegistry.has(name)) throw new Error(`operator type '${name}' is registered twice`);
+    operatorRegistry.set(name, def);
+  }
+}
+
+export function getOperator(type: string): OperatorDefinition<any> | undefined {
+  return operatorRegistry.get(type);
+}

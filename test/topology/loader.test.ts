@@ -1,0 +1,411 @@
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadTopology, parseTopology } from '../../topology/loader.ts';
+import type { LoadOptions } from '../../topology/loader.ts';
+import { planTopology } from '../../topology/plan.ts';
+import { TopologyError } from '../../topology/diagnostics.ts';
+import { TestDriver } from '../../runtime/test-driver.ts';
+
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
+const DEMO = fileURLToPath(new URL('../../topology/examples/demo.yaml', import.meta.url));
+
+/** Header directives of a fixture: `# expect: L:C: [CODE] message`, `# env: A=1, B=2`, `# allow-env: A, B`. */
+function fixtureOptions(text: string): { expect: string[]; opts: LoadOptions } {
+  const expect = [...text.matchAll(/^# expect: (.*)$/gm)].map((m) => m[1]);
+  const env: Record<string, string> = {};
+  const e = /^# env: (.*)$/m.exec(text);
+  if (e !== null) for (const kv of e[1].split(',')) {
+    const [k, v] = kv.trim().split('=');
+    env[k] = v;
+  }
+  const a = /^# allow-env: (.*)$/m.exec(text);
+  return { expect, opts: { env, envAllowlist: a === null ? [] : a[1].split(',').map((s) => s.trim()) } };
+}
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof TopologyError) return e.diagnostics.map((d) => `${d.line}:${d.column}: [${d.code}] ${d.message}`);
+    throw e;
+  }
+  return [];
+}
+
+const load = (text: string, opts: LoadOptions = {}) => parseTopology(text, join(FIXTURES, 'inline.yaml'), { env: {}, ...opts });
+const loadProblems = (text: string, opts: LoadOptions = {}) => problems(() => planTopology(load(text, opts)));
+
+const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.yaml')).sort();
+
+describe('golden fixtures', () => {
+  it('covers the required failures', () => {
+    const codes = new Set(
+      files.filter((f) => f.endsWith('.fail.yaml')).flatMap((f) => fixtureOptions(readFileSync(join(FIXTURES, f), 'utf8')).expect.map((l) => /\[([A-Z_]+)\]/.exec(l)![1])),
+    );
+    for (const c of ['YAML_TAG', 'FORBIDDEN_KEY', 'ENV_NOT_ALLOWED', 'UNKNOWN_OPERATOR', 'MISSING_FIELD', 'EXPR_UNKNOWN_FIELD', 'CYCLE', 'TOPIC_CONFLICT', 'PATH_NOT_ALLOWED', 'SINK_SCHEMA', 'EXPR_TYPE']) {
+      expect(codes, c).toContain(c);
+    }
+  });
+
+  it.each(files.filter((f) => f.endsWith('.fail.yaml')))('%s is refused with the expected diagnostics', (f) => {
+    const path = join(FIXTURES, f);
+    const { expect: want, opts } = fixtureOptions(readFileSync(path, 'utf8'));
+    expect(want.length, 'a .fail.yaml needs # expect: lines').toBeGreaterThan(0);
+    const got = problems(() => planTopology(loadTopology(path, opts)));
+    expect(got.length, got.join('\n')).toBe(want.length);
+    got.forEach((g, i) => {
+      if (want[i].endsWith('...')) expect(g.startsWith(want[i].slice(0, -3)), `${g}\n  vs ${want[i]}`).toBe(true);
+      else expect(g).toBe(want[i]);
+    });
+  });
+
+  it.each(files.filter((f) => !f.endsWith('.fail.yaml')))('%s loads and plans', (f) => {
+    const path = join(FIXTURES, f);
+    const { opts } = fixtureOptions(readFileSync(path, 'utf8'));
+    expect(problems(() => planTopology(loadTopology(path, opts)))).toEqual([]);
+  });
+
+  it('the demo topology validates', () => {
+    const t = loadTopology(DEMO, { env: {} });
+    expect(t.name).toBe('demo-monitor');
+    expect(t.sources.map((s) => s.name)).toEqual(['metrics', 'logs']);
+    expect(t.nodes.map((n) => `${n.name}:${n.type}`)).toEqual(['hot:filter', 'metric-alert:map', 'errors:filter', 'log-alert:map']);
+    expect(t.sinks.map((s) => `${s.name}<-${s.from}`)).toEqual(['metric-alerts<-metric-alert', 'log-alerts<-log-alert']);
+    expect(t.nodes[1].outputSchema.name).toBe('Alert');
+    expect(planTopology(t).subtopologies).toHaveLength(2);
+  });
+});
+
+describe('the demo topology end to end (in-process test driver)', () => {
+  it('turns hot CPU samples and error logs into alerts', () => {
+    const d = new TestDriver(planTopology(loadTopology(DEMO, { env: {} })));
+    const ts = 1_700_000_000_000;
+    const metric = (name: string, value: number) => ({ timestamp: ts, name, host: 'web-1', value, unit: 'percent', tags: { region: 'eu-west-1' } });
+    d.pipe('metrics', metric('cpu.utilization', 98.04), { key: 'web-1' });
+    d.pipe('metrics', metric('cpu.utilization', 50), { key: 'web-1' });
+    d.pipe('metrics', metric('http.latency.p99', 700), { key: 'web-1' });
+    d.pipe('logs', { timestamp: ts, host: 'web-2', service: 'api', level: 'FATAL', message: 'out of memory', traceId: null, attributes: {} }, { key: 'web-2' });
+    d.pipe('logs', { timestamp: ts, host: 'web-2', service: 'api', level: 'INFO', message: 'ok', traceId: null, attributes: {} }, { key: 'web-2' });
+    // Both sinks write the `alerts` topic (keyed by entity).
+    const alerts = d.output('alerts');
+    expect(alerts.map((r) => [r.key, r.value.rule, r.value.severity, r.value.priority, r.value.summary])).toEqual([
+      ['web-1', 'cpu-hot', 'CRITICAL', 1, 'CPU at 98% on web-1'],
+      ['web-1', 'latency-high', 'WARNING', 2, 'p99 latency 700 ms on web-1'],
+      ['api', 'error-log', 'CRITICAL', 1, 'FATAL in api on web-2: out of memory'],
+    ]);
+    expect(alerts[0].value).toMatchObject({ id: 'cpu.utilization:web-1', timestamp: ts, category: 'PERFORMANCE', value: 98.04, threshold: 90, labels: { metric: 'cpu.utilization', unit: 'percent', region: 'eu-west-1' } });
+    expect(alerts[2].value).toMatchObject({ category: 'SYSTEM', labels: { host: 'web-2', trace_id: '' }, value: null, threshold: null });
+    expect(d.deadLetters()).toEqual([]);
+  });
+});
+
+describe('loader: the file format', () => {
+  const minimal = `version: 1
+name: t
+sources:
+  - name: metrics
+    topic: telemetry.metrics
+    schema: vigil.telemetry.MetricSample
+operators:
+  - name: a
+    type: filter
+    where: value > 1
+  - name: b
+    type: map
+    fields:
+      host: host
+      v: value * 2
+sinks:
+  - name: out
+    topic: out
+    schema: vigil.telemetry.MetricSample
+    key: host
+`;
+
+  it('applies defaults: chain, dead-letter topic, commit interval, watermark settings, partitions', () => {
+    const t = load(minimal.replace('schema: vigil.telemetry.MetricSample\n    key: host', 'schema: vigil.telemetry.MetricSample\n    from: a\n    key: host'));
+    expect(t.guarantee).toBe('at_least_once');
+    expect(t.deadLetterTopic).toBe('t.dlq');
+    expect(t.commitIntervalMs).toBe(30_000);
+    expect(t.sources[0]).toMatchObject({ maxOutOfOrderMs: 0, idleTimeoutMs: 30_000, partitions: 1, schemaName: 'vigil.telemetry.MetricSample' });
+    expect(t.sources[0].timestampField).toBeUndefined();
+    expect(t.nodes.map((n) => n.from)).toEqual([['metrics'], ['a']]);
+    expect(t.nodes[1].inputSchemas[0]).toBe(t.nodes[0].outputSchema);
+    expect(t.sinks[0]).toMatchObject({ from: 'a', keyField: 'host', partitions: 1 });
+    expect(t.nodes[0].at).toEqual({ file: join(FIXTURES, 'inline.yaml'), line: 8, column: 5 });
+    const eos = load(minimal.replace('name: t\n', 'name: t\nguarantee: exactly_once\n').replace('    key: host\n', '    from: a\n'));
+    expect(eos.commitIntervalMs).toBe(100);
+  });
+
+  it('a sink defaults to the last operator', () => {
+    expect(loadProblems(minimal)).toEqual([
+      "19:13: [SINK_SCHEMA] sink 'out': field 'timestamp' (long (timestamp-millis)) of vigil.telemetry.MetricSample has no default and 'b' does not produce it (it produces: host, v)",
+      "19:13: [SINK_SCHEMA] sink 'out': field 'name' (string) of vigil.telemetry.MetricSample has no default and 'b' does not produce it (it produces: host, v)",
+      "19:13: [SINK_SCHEMA] sink 'out': field 'value' (double) of vigil.telemetry.MetricSample has no default and 'b' does not produce it (it produces: host, v)",
+    ]);
+  });
+
+  it('orders operators topologically whatever the file order', () => {
+    const t = load(`version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+operators:
+  - {name: c, type: filter, from: b, where: "value > 3"}
+  - {name: b, type: filter, from: a, where: "value > 2"}
+  - {name: a, type: filter, from: m, where: "value > 1"}
+`);
+    expect(t.nodes.map((n) => n.name)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('requires from when the first operator has several sources to choose from', () => {
+    expect(loadProblems(`version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+  - {name: l, topic: l, schema: vigil.telemetry.LogLine}
+operators:
+  - {name: a, type: filter, where: "true"}
+  - {name: b, type: filter, from: l, where: "true"}
+`)).toEqual(["7:5: [MISSING_FIELD] operator 'a' needs 'from': the first operator defaults to the only source, but there are 2"]);
+  });
+
+  it('points into expressions: plain, quoted with escapes, block scalars', () => {
+    const text = `version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+operators:
+  - name: a
+    type: filter
+    where: "name == \\"x\\" && vlue > 1"
+  - name: b
+    type: filter
+    from: m
+    where: |
+      name == "x"
+        && vlue > 1
+  - name: c
+    type: filter
+    from: m
+    where: 'name == ''x'' && vlue > 1'
+`;
+    expect(loadProblems(text).map((p) => p.slice(0, p.indexOf(' ['))).filter((p) => !p.includes('SOURCE'))).toEqual(['8:30:', '14:12:', '18:30:']);
+  });
+
+  it('refuses a file version other than 1, multiple documents and non-mappings', () => {
+    expect(loadProblems('version: 2\nname: t\n')).toEqual(['1:10: [VERSION] unsupported topology file version 2: this Vigil reads version 1']);
+    expect(loadProblems('version: 1\n---\nversion: 1\n')[0]).toMatch(/^2:1: \[YAML_SYNTAX\] Source contains multiple documents/);
+    expect(loadProblems('- a\n- b\n')).toEqual(['1:1: [INVALID_VALUE] a topology file is a mapping with version, name, sources, operators and sinks']);
+    expect(loadProblems('name: t\nsources: []\n')).toEqual([
+      "1:1: [MISSING_FIELD] missing required field 'version' (write version: 1)",
+      "2:10: [INVALID_VALUE] 'sources' needs at least one entry",
+    ]);
+  });
+
+  it('refuses duplicate keys', () => {
+    expect(loadProblems('version: 1\nname: a\nname: b\nsources: []\n')[0]).toMatch(/^3:1: \[YAML_SYNTAX\] duplicate key/);
+  });
+
+  it('checks the timestamp field type and duplicate topics', () => {
+    expect(loadProblems(`version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample, timestamp: host}
+sinks:
+  - {name: o, topic: o, schema: vigil.telemetry.MetricSample}
+`)).toEqual(["4:74: [INVALID_VALUE] the timestamp field must be an int or long (epoch ms), but 'host' is string"]);
+    expect(loadProblems(`version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+  - {name: n, topic: m, schema: vigil.telemetry.MetricSample, timestamp: timestamp}
+sinks:
+  - {name: o, from: m, topic: o, schema: vigil.telemetry.MetricSample}
+  - {name: p, from: n, topic: p, schema: vigil.telemetry.MetricSample}
+`)).toEqual(["5:22: [TOPIC_CONFLICT] topic 'm' is already read by source 'm': read a topic once and branch with operators"]);
+  });
+
+  it('refuses a dead-letter topic that is also a data topic', () => {
+    expect(loadProblems(`version: 1
+name: t
+dead_letter_topic: m
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+sinks:
+  - {name: o, topic: o, schema: vigil.telemetry.MetricSample}
+`)).toEqual(["3:20: [TOPIC_CONFLICT] the dead-letter topic 'm' is also used by source 'm'"]);
+  });
+
+  it('accepts compatible schemas on a topic written by a sink and read by a source', () => {
+    expect(loadProblems(`version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+  - {name: back, topic: loop, schema: vigil.telemetry.MetricSample}
+sinks:
+  - {name: o, from: m, topic: loop, schema: vigil.telemetry.MetricSample}
+  - {name: p, from: back, topic: other, schema: vigil.telemetry.MetricSample}
+`)).toEqual([]);
+  });
+
+  it('the sink key must be a field of the sink schema', () => {
+    expect(loadProblems(`version: 1
+name: t
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+sinks:
+  - {name: o, topic: o, schema: vigil.telemetry.MetricSample, key: hots}
+`)).toEqual(["6:68: [EXPR_UNKNOWN_FIELD] unknown field 'hots'; did you mean 'host'? (vigil.telemetry.MetricSample has: timestamp, name, host, value, unit, tags)"]);
+  });
+
+  it('collects every problem, sorted, and formats them as file:line:column: message', () => {
+    try {
+      load('version: 1\nname: "bad name"\nguarantee: maybe\nsources:\n  - {name: m, topic: m, schema: vigil.telemetry.Nope}\nsinks: [{name: o, topic: o, schema: vigil.telemetry.MetricSample}]\n');
+      throw new Error('expected a TopologyError');
+    } catch (e) {
+      expect(e).toBeInstanceOf(TopologyError);
+      const err = e as TopologyError;
+      expect(err.code).toBe('TOPOLOGY_INVALID');
+      const file = join(FIXTURES, 'inline.yaml');
+      expect(err.format()).toBe(
+        [
+          `${file}:2:7: 'name' must match ^[a-zA-Z0-9._-]{1,120}$, got 'bad name'`,
+          `${file}:3:12: 'guarantee' must be one of at_least_once, exactly_once, got the string 'maybe'`,
+          `${file}:5:33: unknown schema 'vigil.telemetry.Nope' (schemas are named by fullname, namespace included)`,
+        ].join('\n'),
+      );
+      expect(err.message).toContain('3 problems in topology');
+    }
+  });
+
+  it('reports an unreadable file', () => {
+    expect(problems(() => loadTopology('/nonexistent/vigil.yaml'))).toEqual([
+      "1:1: [FILE_READ] cannot read the topology file: ENOENT: no such file or directory, open '/nonexistent/vigil.yaml'",
+    ]);
+  });
+
+  it('accepts a custom operator registry', () => {
+    expect(loadProblems(minimal, { operators: new Map() })).toContain(
+      '9:11: [UNKNOWN_OPERATOR] unknown operator type \'filter\' (types: )',
+    );
+  });
+});
+
+describe('loader: environment variables', () => {
+  const text = `version: 1
+name: \${NAME}
+sources:
+  - name: m
+    topic: \${TOPIC:-telemetry.metrics}
+    schema: vigil.telemetry.MetricSample
+    partitions: \${PARTS}
+operators:
+  - name: a
+    type: filter
+    where: value > \${LIMIT}
+`;
+
+  it('interpolates allowlisted variables (option or VIGIL_ENV_ALLOWLIST), with defaults and typed whole values', () => {
+    const t = load(text, { env: { NAME: 'env-demo', PARTS: '8', LIMIT: '75.5', VIGIL_ENV_ALLOWLIST: 'LIMIT, PARTS' }, envAllowlist: ['NAME', 'TOPIC'] });
+    expect(t.name).toBe('env-demo');
+    expect(t.sources[0]).toMatchObject({ topic: 'telemetry.metrics', partitions: 8 });
+    expect(t.nodes[0].config.where).toBe('value > 75.5');
+  });
+
+  it('refuses variables that are not allowlisted, or unset, naming them', () => {
+    expect(loadProblems(text, { env: { NAME: 'x', PARTS: '2', LIMIT: '1' }, envAllowlist: ['NAME', 'LIMIT', 'TOPIC'] })).toEqual([
+      "7:17: [ENV_NOT_ALLOWED] environment variable 'PARTS' is not allowed: the operator running Vigil must allow it (VIGIL_ENV_ALLOWLIST or --allow-env)",
+    ]);
+    expect(loadProblems(text, { env: { VIGIL_ENV_ALLOWLIST: 'NAME,TOPIC,PARTS,LIMIT', PARTS: '2', LIMIT: '1' } })).toEqual([
+      "2:7: [ENV_UNSET] environment variable 'NAME' is not set (give a default with ${NAME:-value})",
+    ]);
+  });
+
+  it('the file cannot allow variables itself', () => {
+    expect(loadProblems(`version: 1\nname: t\nenv_allowlist: [SECRET]\nsources:\n  - {name: m, topic: "\${SECRET}", schema: vigil.telemetry.MetricSample}\nsinks: [{name: o, topic: o, schema: vigil.telemetry.MetricSample}]\n`, { env: { SECRET: 's' } })).toEqual([
+      "3:1: [UNKNOWN_FIELD] unknown field 'env_allowlist' in the topology file",
+      "5:23: [ENV_NOT_ALLOWED] environment variable 'SECRET' is not allowed: the operator running Vigil must allow it (VIGIL_ENV_ALLOWLIST or --allow-env)",
+    ]);
+  });
+
+  it('uses process.env when no env is given', () => {
+    process.env.VIGIL_TEST_TOPOLOGY_NAME = 'from-process-env';
+    try {
+      const t = parseTopology(
+        'version: 1\nname: ${VIGIL_TEST_TOPOLOGY_NAME}\nsources:\n  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}\nsinks:\n  - {name: o, topic: o, schema: vigil.telemetry.MetricSample}\n',
+        'inline.yaml',
+        { envAllowlist: ['VIGIL_TEST_TOPOLOGY_NAME'] },
+      );
+      expect(t.name).toBe('from-process-env');
+    } finally {
+      delete process.env.VIGIL_TEST_TOPOLOGY_NAME;
+    }
+  });
+});
+
+describe('loader: schema files', () => {
+  function dirWith(files: Record<string, string>): string {
+    const dir = mkdtempSync(join(tmpdir(), 'vigil-loader-'));
+    for (const [name, body] of Object.entries(files)) {
+      mkdirSync(join(dir, name, '..'), { recursive: true });
+      writeFileSync(join(dir, name), body);
+    }
+    return dir;
+  }
+  const topo = (schemas: string, sinkSchema = 'x.Thing') => `version: 1
+name: t
+schemas: [${schemas}]
+sources:
+  - {name: m, topic: m, schema: vigil.telemetry.MetricSample}
+operators:
+  - {name: a, type: map, fields: {host: host}}
+sinks:
+  - {name: o, topic: o, schema: ${sinkSchema}}
+`;
+  const thing = JSON.stringify({ type: 'record', name: 'Thing', namespace: 'x', fields: [{ name: 'host', type: 'string' }, { name: 'n', type: 'int', default: 0 }] });
+
+  it('loads extra schemas relative to the file', () => {
+    const dir = dirWith({ 'topology.yaml': topo('s/thing.avsc'), 's/thing.avsc': thing });
+    const t = loadTopology(join(dir, 'topology.yaml'), { env: {} });
+    expect(t.sinks[0].schemaName).toBe('x.Thing');
+  });
+
+  it('refuses symlinks that leave the directory', () => {
+    const outside = dirWith({ 'thing.avsc': thing });
+    const dir = dirWith({ 'topology.yaml': topo('link.avsc') });
+    symlinkSync(join(outside, 'thing.avsc'), join(dir, 'link.avsc'));
+    expect(problems(() => loadTopology(join(dir, 'topology.yaml'), { env: {} }))).toEqual([
+      "3:11: [PATH_NOT_ALLOWED] 'link.avsc' resolves outside the topology's directory",
+      "9:33: [UNKNOWN_SCHEMA] unknown schema 'x.Thing' (schemas are named by fullname, namespace included)",
+    ]);
+  });
+
+  it('reports missing, malformed and invalid schema files at their entry', () => {
+    const dir = dirWith({
+      'topology.yaml': topo('missing.avsc, bad.avsc, invalid.avsc, proto.avsc, notavsc.txt', 'vigil.telemetry.MetricSample'),
+      'bad.avsc': '{ nope',
+      'invalid.avsc': JSON.stringify({ type: 'record', name: 'Bad', namespace: 'x', fields: [{ name: 'n', type: 'int', default: 'zero' }] }),
+      'proto.avsc': '{"type": "record", "name": "P", "fields": [], "__proto__": {"x": 1}}',
+      'notavsc.txt': '{}',
+    });
+    const got = problems(() => loadTopology(join(dir, 'topology.yaml'), { env: {} }));
+    expect(got[0]).toBe("3:11: [FILE_READ] cannot read schema file 'missing.avsc': ENOENT");
+    expect(got[1]).toMatch(/^3:25: \[SCHEMA_INVALID\] schema file .*bad\.avsc: /);
+    expect(got[2]).toMatch(/^3:35: \[SCHEMA_INVALID\] schema file .*invalid\.avsc: type x\.Bad: incompatible field default "zero"/);
+    expect(got[3]).toMatch(/^3:49: \[FORBIDDEN_KEY\] schema file .*proto\.avsc: '__proto__' is not allowed as a key/);
+    expect(got[4]).toBe("3:61: [PATH_NOT_ALLOWED] 'notavsc.txt' is not an .avsc file");
+  });
+
+  it('refuses an extra schema that redefines a built-in type', () => {
+    const dir = dirWith({
+      'topology.yaml': topo('alert.avsc', 'vigil.telemetry.MetricSample'),
+      'alert.avsc': JSON.stringify({ type: 'record', name: 'Alert', namespace: 'vigil.alerting', fields: [] }),
+    });
+    const got = problems(() => loadTopology(join(dir, 'topology.yaml'), { env: {} }));
+    expect(got[0]).toMatch(/^3:11: \[SCHEMA_INVALID\] schema file .*alert\.avsc: type vigil\.alerting\.Alert is already defined in .*schemas\/alert\.avsc$/);
+  });
+});

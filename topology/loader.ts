@@ -1,0 +1,1091 @@
+// Loads a topology file (YAML, version 1) into a validated logical graph (Topology).
+//
+// The file is plain data: YAML tags, anchors/aliases, merge keys and the keys __proto__,
+// constructor and prototype are refused; ${NAME} is interpolated only for variables on the
+// allowlist of whoever runs Vigil (never one the file declares); file paths are only taken by
+// `schemas:` and must stay inside the file's directory. Every problem is collected with its line
+// and column and thrown together as one TopologyError.
+import { readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import avro from 'avsc';
+import { LineCounter, Parser as CstParser, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
+import type { Node as YamlNode, Scalar } from 'yaml';
+import type { AvroType, ConfigIssue, ConfigSpec, OperatorDefinition, RecordSchema, SchemaContext } from '../operators/types.ts';
+import type { Guarantee, NodeDef, Position, SinkDef, SourceDef, Topology } from './types.ts';
+import { FORBIDDEN_KEYS, TopologyError, suggestion } from './diagnostics.ts';
+import type { Diagnostic, DiagnosticCode } from './diagnostics.ts';
+import { parseConfig } from './spec.ts';
+import type { SpecContext } from './spec.ts';
+import { collectNamedTypes, describeTy, fits, isNumeric, recordTy, schemaFullname, selfContained } from './avro-types.ts';
+import type { RecordTyField, Ty } from './avro-types.ts';
+import { operatorRegistry } from '../operators/registry.ts';
+
+export interface LoadOptions {
+  /** Environment for ${NAME} interpolation and VIGIL_ENV_ALLOWLIST (default: process.env). */
+  env?: Record<string, string | undefined>;
+  /** Variables the file may interpolate, in addition to the comma list in VIGIL_ENV_ALLOWLIST. */
+  envAllowlist?: string[];
+  /** Directory of the built-in .avsc files (default: the repository's schemas/). */
+  schemaDir?: string;
+  /** Operator types (default: operators/registry.ts). */
+  operators?: ReadonlyMap<string, OperatorDefinition<any>>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file format, as specs: they drive parsing here and the reference docs.
+
+const NAME_PATTERN = '^[a-zA-Z0-9._-]{1,120}$';
+const TOPIC_PATTERN = '^[a-zA-Z0-9._-]{1,249}$';
+
+/** Top-level fields of a topology file. */
+export const topologyFileSpec: ConfigSpec = {
+  version: { kind: 'integer', description: 'Version of the file format. Always `1`.', examples: [1] },
+  name: {
+    kind: 'string',
+    pattern: NAME_PATTERN,
+    description: 'Topology id: the consumer group id, the prefix of internal topics and of transactional ids. Letters, digits, `.`, `_`, `-`.',
+    examples: ['demo-monitor'],
+  },
+  description: { kind: 'string', optional: true, freeText: true, description: 'Free text for people reading the file.' },
+  guarantee: {
+    kind: 'enum',
+    values: ['at_least_once', 'exactly_once'],
+    default: 'at_least_once',
+    description: 'Processing guarantee. `exactly_once` commits outputs, state and offsets in Kafka transactions.',
+  },
+  commit_interval: {
+    kind: 'duration',
+    optional: true,
+    min: 1,
+    description: 'How often progress is committed. Default `30s` for at_least_once, `100ms` for exactly_once (downstream read_committed consumers see outputs at commits).',
+    examples: ['1s'],
+  },
+  dead_letter_topic: {
+    kind: 'string',
+    optional: true,
+    pattern: TOPIC_PATTERN,
+    description: 'Topic receiving records that cannot be decoded, processed or encoded. Default `<name>.dlq`.',
+  },
+  schemas: {
+    kind: 'array',
+    optional: true,
+    items: { kind: 'path', description: 'A .avsc file.' },
+    description: 'Extra .avsc files (paths relative to this file, inside its directory) whose named types become available besides the built-in `schemas/*.avsc`.',
+    examples: [['extra/my-thing.avsc']],
+  },
+  sources: { kind: 'array', min: 1, items: { kind: 'object', description: 'A source.' }, description: 'Input topics (see Sources).' },
+  operators: { kind: 'array', optional: true, items: { kind: 'object', description: 'An operator.' }, description: 'Processing steps (see Operators).' },
+  sinks: { kind: 'array', optional: true, items: { kind: 'object', description: 'A sink.' }, description: 'Output topics (see Sinks).' },
+};
+
+export const sourceSpec: ConfigSpec = {
+  name: { kind: 'string', pattern: NAME_PATTERN, description: 'Name that operators and sinks use in `from`.' },
+  topic: { kind: 'string', pattern: TOPIC_PATTERN, description: 'Kafka topic to read.' },
+  schema: { kind: 'schema', description: 'Fullname of the reader schema (Avro record).', examples: ['vigil.telemetry.MetricSample'] },
+  key: {
+    kind: 'array',
+    optional: true,
+    items: { kind: 'field', description: 'A field.' },
+    description: 'Fields the producers key records by (the topic\'s partitioning). Lets the planner skip a repartition when an operator groups by them.',
+    examples: [['host']],
+  },
+  timestamp: {
+    kind: 'field',
+    optional: true,
+    description: 'Event-time field (int or long, epoch milliseconds). Default: the Kafka record timestamp.',
+    examples: ['timestamp'],
+  },
+  max_out_of_order: { kind: 'duration', default: 0, description: 'Allowed out-of-orderness: the watermark is the max event time seen minus this.', examples: ['5s'] },
+  idle_timeout: {
+    kind: 'duration',
+    default: '30s',
+    description: 'A partition with no record for this long (wall clock) stops holding the watermark back.',
+  },
+  partitions: { kind: 'integer', default: 1, min: 1, max: 10_000, description: 'Partition count, used when Vigil creates the topic and for planning. Inputs of one sub-topology must have equal counts.' },
+};
+
+/** Fields every operator entry takes besides its own config. */
+export const operatorEntrySpec: ConfigSpec = {
+  name: { kind: 'string', pattern: NAME_PATTERN, description: 'Unique name of the operator.' },
+  type: { kind: 'string', description: 'Operator type (see below).' },
+  from: {
+    kind: 'array',
+    optional: true,
+    items: { kind: 'string', pattern: NAME_PATTERN, description: 'A source or operator name.' },
+    description: 'Input(s): a source or operator name, or a list for multi-input operators. Default: the previous operator in the list (the first operator defaults to the only source).',
+  },
+};
+
+export const sinkSpec: ConfigSpec = {
+  name: { kind: 'string', pattern: NAME_PATTERN, description: 'Unique name of the sink.' },
+  from: { kind: 'string', optional: true, pattern: NAME_PATTERN, description: 'The operator or source whose records are written. Default: the last operator.' },
+  topic: { kind: 'string', pattern: TOPIC_PATTERN, description: 'Kafka topic to write.' },
+  schema: { kind: 'schema', description: 'Fullname of the writer schema. The records reaching the sink must fill it: every field without a default must be produced, with a fitting type.', examples: ['vigil.alerting.Alert'] },
+  key: { kind: 'field', optional: true, description: 'Field of the written record used as the Kafka key. Default: keep the record\'s key.', examples: ['entity'] },
+  partitions: { kind: 'integer', optional: true, min: 1, max: 10_000, description: 'Partition count when Vigil creates the topic. Default: the largest partition count of the sources feeding it.' },
+};
+
+const COMMIT_DEFAULT: Record<Guarantee, number> = { at_least_once: 30_000, exactly_once: 100 };
+const ALLOWED_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'seq', 'map'].map((t) => `tag:yaml.org,2002:${t}`));
+const DEFAULT_SCHEMA_DIR = fileURLToPath(new URL('../schemas/', import.meta.url));
+
+// ---------------------------------------------------------------------------------------------
+
+type Path = (string | number)[];
+interface Loc {
+  keyNode?: YamlNode;
+  valueNode?: YamlNode;
+  /** The scalar's string before ${} interpolation (for mapping offsets); undefined if interpolated. */
+  raw?: string;
+}
+
+interface SourceEntry {
+  index: number;
+  def?: SourceDef;
+  name?: string;
+}
+
+interface OpEntry {
+  index: number;
+  raw: unknown;
+  name?: string;
+  def?: OperatorDefinition<any>;
+  rawConfig: Record<string, unknown>;
+  from: string[];
+  fromExplicit: boolean;
+  at: Position;
+  /** Set once processed: the output schema (undefined = failed or unknown). */
+  output?: RecordSchema;
+  node?: NodeDef;
+}
+
+interface SinkEntry {
+  index: number;
+  raw: unknown;
+  name?: string;
+  from?: string;
+}
+
+function pathKey(p: Path): string {
+  return p.join('\u0000');
+}
+
+/** Reads and loads a topology file; throws TopologyError listing every problem. */
+export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TopologyError([{ file, line: 1, column: 1, code: 'FILE_READ', message: `cannot read the topology file: ${(e as Error).message}` }]);
+  }
+  return parseTopology(text, file, opts);
+}
+
+/** Loads a topology from its text; `file` names it in diagnostics and anchors relative paths. */
+export function parseTopology(text: string, file: string, opts: LoadOptions = {}): Topology {
+  return new Loader(text, file, opts).load();
+}
+
+class Loader {
+  private readonly diags: Diagnostic[] = [];
+  private readonly lc = new LineCounter();
+  private readonly locs = new Map<string, Loc>();
+  private tagOffsets: number[] = [];
+  private readonly env: Record<string, string | undefined>;
+  private readonly allow: Set<string>;
+  private readonly operators: ReadonlyMap<string, OperatorDefinition<any>>;
+  // schemas
+  private readonly named = new Map<string, AvroType>();
+  private readonly namedOrigin = new Map<string, string>();
+  private readonly resolved = new Map<string, RecordSchema | null>();
+  private readonly avroTypes = new Map<string, avro.Type>();
+  private readonly sinkIndex = new Map<string, number>();
+  /** Paths whose value was refused (tag, alias, env): later problems at or below them are not reported. */
+  private readonly poisoned = new Set<string>();
+
+  constructor(private readonly text: string, private readonly file: string, private readonly opts: LoadOptions) {
+    this.env = opts.env ?? process.env;
+    this.allow = new Set([
+      ...(opts.envAllowlist ?? []),
+      ...(this.env.VIGIL_ENV_ALLOWLIST ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
+    ]);
+    this.operators = opts.operators ?? operatorRegistry;
+  }
+
+  // --- diagnostics ---------------------------------------------------------------------------
+
+  private diagPath(path: Path, at: 'key' | 'value', code: DiagnosticCode, message: string): void {
+    if (!this.isPoisoned(path)) this.diagAt(this.offsetOf(path, at), code, message);
+  }
+
+  private diagAt(offset: number, code: DiagnosticCode, message: string): void {
+    const { line, col } = this.lc.linePos(Math.max(0, Math.min(offset, this.text.length)));
+    this.diags.push({ file: this.file, line, column: col, code, message });
+  }
+
+  private position(path: Path): Position {
+    const { line, col } = this.lc.linePos(this.offsetOf(path, 'value'));
+    return { file: this.file, line, column: col };
+  }
+
+  /** Source offset of a path's key or value (or of its nearest located ancestor). */
+  private offsetOf(path: Path, at: 'key' | 'value', inner?: number): number {
+    for (let n = path.length; n >= 0; n--) {
+      const loc = this.locs.get(pathKey(path.slice(0, n)));
+      if (loc === undefined) continue;
+      if (n === path.length) {
+        if (at === 'key' && loc.keyNode?.range) return loc.keyNode.range[0];
+        const node = loc.valueNode ?? loc.keyNode;
+        if (node?.range == null) return 0;
+        if (inner !== undefined && loc.raw !== undefined && isScalar(node)) return this.scalarOffset(node, loc.raw, inner);
+        return node.range[0];
+      }
+      const node = loc.valueNode ?? loc.keyNode;
+      return node?.range?.[0] ?? 0;
+    }
+    return 0;
+  }
+
+  /** Maps an offset inside a scalar's string value to the source (quotes, escapes, folding). */
+  private scalarOffset(node: Scalar, value: string, index: number): number {
+    const [start, end] = node.range!;
+    let i = start;
+    if (node.type === 'QUOTE_DOUBLE' || node.type === 'QUOTE_SINGLE') i = start + 1;
+    else if (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED') i = this.text.indexOf('\n', start) + 1;
+    const text = this.text;
+    for (let k = 0; k <= index && k < value.length; k++) {
+      while (i < end && text[i] !== value[k]) i++;
+      if (i >= end) return start;
+      if (k === index) return i;
+      i++;
+    }
+    return Math.min(i, end);
+  }
+
+  private poison(path: Path): void {
+    this.poisoned.add(pathKey(path));
+  }
+
+  private isPoisoned(path: Path): boolean {
+    for (let n = path.length; n >= 0; n--) if (this.poisoned.has(pathKey(path.slice(0, n)))) return true;
+    return false;
+  }
+
+  private issue(prefix: Path, issue: ConfigIssue): void {
+    const path = [...prefix, ...issue.path];
+    if (this.isPoisoned(path)) return;
+    this.diagAt(this.offsetOf(path, issue.at ?? 'value', issue.offset), (issue.code as DiagnosticCode | undefined) ?? 'INVALID_VALUE', issue.message);
+  }
+
+  // --- YAML -> plain data ----------------------------------------------------------------------
+
+  private toPlain(node: YamlNode | null, path: Path, keyNode?: YamlNode): unknown {
+    const loc: Loc = { keyNode, valueNode: node ?? undefined };
+    this.locs.set(pathKey(path), loc);
+    if (node === null) return null;
+    if (isAlias(node)) {
+      this.diagAt(node.range![0], 'YAML_ALIAS', `aliases (*${node.source}) are not supported: write the value out`);
+      this.poison(path);
+      return undefined;
+    }
+    if (node.anchor) {
+      this.diagAt(this.findBefore(node.range![0], '&'), 'YAML_ALIAS', `anchors (&${node.anchor}) are not supported: topology files are plain data`);
+    }
+    if (node.tag !== undefined && !ALLOWED_TAGS.has(node.tag)) {
+      const shown = node.tag.startsWith('tag:yaml.org,2002:') ? `!!${node.tag.slice('tag:yaml.org,2002:'.length)}` : node.tag;
+      this.diagAt(this.tagOffset(node.range![0]), 'YAML_TAG', `YAML tag '${shown}' is not allowed: topology files are plain data (only !!str, !!int, !!float, !!bool, !!null, !!seq, !!map)`);
+      this.poison(path);
+      return undefined;
+    }
+    if (isScalar(node)) {
+      const v = node.value;
+      if (typeof v === 'string') {
+        loc.raw = v;
+        if (!v.includes('${')) return v;
+        const before = this.diags.length;
+        const out = this.interpolate(v, node);
+        if (this.diags.length > before) this.poison(path);
+        if (out !== v) loc.raw = undefined;
+        return out;
+      }
+      if (v === null || typeof v === 'number' || typeof v === 'boolean') return v;
+      this.diagAt(node.range![0], 'YAML_TAG', `unsupported YAML value of type ${typeof v}: use a string, number, boolean or null`);
+      return undefined;
+    }
+    if (isMap(node)) {
+      const out: Record<string, unknown> = {};
+      for (const pair of node.items) {
+        const k = pair.key as YamlNode | null;
+        if (k === null || !isScalar(k) || (k.value !== null && typeof k.value === 'object')) {
+          this.diagAt(k?.range?.[0] ?? node.range![0], 'YAML_KEY', 'mapping keys must be plain strings');
+          continue;
+        }
+        if (k.tag !== undefined && !ALLOWED_TAGS.has(k.tag)) {
+          this.diagAt(this.tagOffset(k.range![0]), 'YAML_TAG', `YAML tag '${k.tag}' is not allowed on a key`);
+          continue;
+        }
+        const key = String(k.value);
+        if (key === '<<') {
+          this.diagAt(k.range![0], 'YAML_ALIAS', 'merge keys (<<) are not supported: write the fields out');
+          this.poison([...path, key]);
+          continue;
+        }
+        if (FORBIDDEN_KEYS.has(key)) {
+          this.diagAt(k.range![0], 'FORBIDDEN_KEY', `'${key}' is not allowed as a key`);
+          this.poison([...path, key]);
+          continue;
+        }
+        const v = this.toPlain(pair.value as YamlNode | null, [...path, key], k);
+        if (v !== undefined) out[key] = v;
+      }
+      return out;
+    }
+    if (isSeq(node)) {
+      const out: unknown[] = [];
+      node.items.forEach((item, i) => {
+        out.push(this.toPlain(item as YamlNode | null, [...path, i]) ?? null);
+      });
+      return out;
+    }
+    this.diagAt(0, 'YAML_SYNTAX', 'unsupported YAML node');
+    return undefined;
+  }
+
+  private tagOffset(valueStart: number): number {
+    let best = valueStart;
+    for (const o of this.tagOffsets) if (o <= valueStart) best = o;
+    return best;
+  }
+
+  private findBefore(offset: number, ch: string): number {
+    const i = this.text.lastIndexOf(ch, offset);
+    return i < 0 ? offset : i;
+  }
+
+  /** ${NAME} and ${NAME:-default} for allowlisted names; $${ is a literal ${. */
+  private interpolate(v: string, node: Scalar): string | number | boolean {
+    let out = '';
+    let i = 0;
+    let refs = 0;
+    let whole = false;
+    while (i < v.length) {
+      const j = v.indexOf('$', i);
+      if (j < 0) {
+        out += v.slice(i);
+        break;
+      }
+      out += v.slice(i, j);
+      if (v.startsWith('$${', j)) {
+        out += '${';
+        i = j + 3;
+        continue;
+      }
+      if (!v.startsWith('${', j)) {
+        out += '$';
+        i = j + 1;
+        continue;
+      }
+      const close = v.indexOf('}', j);
+      const at = this.scalarOffset(node, v, j);
+      if (close < 0) {
+        this.diagAt(at, 'ENV_SYNTAX', "unterminated '${': write ${NAME}, or $${ for a literal ${");
+        return v;
+      }
+      const body = v.slice(j + 2, close);
+      const m = /^([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$/s.exec(body);
+      if (m === null) {
+        this.diagAt(at, 'ENV_SYNTAX', `invalid variable reference '\${${body}}': write \${NAME} or \${NAME:-default}`);
+        return v;
+      }
+      const name = m[1];
+      refs++;
+      if (j === 0 && close === v.length - 1) whole = true;
+      if (!this.allow.has(name)) {
+        this.diagAt(at, 'ENV_NOT_ALLOWED', `environment variable '${name}' is not allowed: the operator running Vigil must allow it (VIGIL_ENV_ALLOWLIST or --allow-env)`);
+        return v;
+      }
+      const value = this.env[name];
+      if (value === undefined) {
+        if (m[2] === undefined) {
+          this.diagAt(at, 'ENV_UNSET', `environment variable '${name}' is not set (give a default with \${${name}:-value})`);
+          return v;
+        }
+        out += m[2];
+      } else {
+        out += value;
+      }
+      i = close + 1;
+    }
+    // A plain scalar that is exactly one reference takes the type of its value: `partitions: ${N}`.
+    if (whole && refs === 1 && node.type === 'PLAIN') {
+      if (/^-?\d+$/.test(out) && Number.isSafeInteger(Number(out))) return Number(out);
+      if (/^-?\d+\.\d+$/.test(out)) return Number(out);
+      if (out === 'true' || out === 'false') return out === 'true';
+    }
+    return out;
+  }
+
+  // --- schemas ---------------------------------------------------------------------------------
+
+  private loadSchemas(extra: string[] | undefined): void {
+    const dir = this.opts.schemaDir ?? DEFAULT_SCHEMA_DIR;
+    let files: string[] = [];
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith('.avsc')).sort().map((f) => join(dir, f));
+    } catch (e) {
+      this.diagAt(0, 'FILE_READ', `cannot read the schema directory ${dir}: ${(e as Error).message}`);
+    }
+    for (const f of files) this.loadSchemaFile(f, undefined);
+    const base = dirname(resolve(this.file));
+    (extra ?? []).forEach((p, i) => {
+      const path: Path = ['schemas', i];
+      if (!p.endsWith('.avsc')) {
+        this.diagPath(path, 'value', 'PATH_NOT_ALLOWED', `'${p}' is not an .avsc file`);
+        return;
+      }
+      const full = resolve(base, p);
+      let real: string;
+      let realBase: string;
+      try {
+        real = realpathSync(full);
+        realBase = realpathSync(base);
+      } catch (e) {
+        this.diagPath(path, 'value', 'FILE_READ', `cannot read schema file '${p}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        return;
+      }
+      const rel = relative(realBase, real);
+      if (rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
+        this.diagPath(path, 'value', 'PATH_NOT_ALLOWED', `'${p}' resolves outside the topology's directory`);
+        return;
+      }
+      this.loadSchemaFile(real, path);
+    });
+  }
+
+  private loadSchemaFile(file: string, at: Path | undefined): void {
+    const report = (code: DiagnosticCode, message: string): void => {
+      if (at !== undefined) this.diagPath(at, 'value', code, message);
+      else this.diags.push({ file, line: 1, column: 1, code, message });
+    };
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      report(e instanceof SyntaxError ? 'SCHEMA_INVALID' : 'FILE_READ', `schema file ${file}: ${(e as Error).message}`);
+      return;
+    }
+    const bad = findForbiddenKey(json);
+    if (bad !== undefined) {
+      report('FORBIDDEN_KEY', `schema file ${file}: '${bad}' is not allowed as a key`);
+      return;
+    }
+    const found = new Map<string, AvroType>();
+    const dups: string[] = [];
+    collectNamedTypes(json, '', found, dups);
+    for (const [name, t] of found) {
+      if (this.named.has(name)) dups.push(name);
+      else {
+        this.named.set(name, t);
+        this.namedOrigin.set(name, file);
+      }
+    }
+    for (const d of new Set(dups)) report('SCHEMA_INVALID', `schema file ${file}: type ${d} is already defined${this.namedOrigin.has(d) ? ` in ${this.namedOrigin.get(d)}` : ''}`);
+    if (at !== undefined) {
+      // Validate the new types now, so a broken extra file is reported at its `schemas:` entry.
+      for (const name of found.keys()) {
+        const err = this.validateNamed(name);
+        if (err !== undefined) report('SCHEMA_INVALID', `schema file ${file}: ${err}`);
+      }
+    }
+  }
+
+  /** avsc's verdict on a named type (self-contained); undefined when valid. */
+  private validateNamed(fullname: string): string | undefined {
+    if (this.avroTypes.has(fullname)) return undefined;
+    try {
+      const s = selfContained(fullname, (n) => this.named.get(n));
+      if (s === undefined) return `unknown type ${fullname}`;
+      this.avroTypes.set(fullname, avro.Type.forSchema(s as avro.Schema));
+      return undefined;
+    } catch (e) {
+      return `type ${fullname}: ${(e as Error).message}`;
+    }
+  }
+
+  /** A self-contained record schema by fullname (same object for the same name), or undefined. */
+  readonly resolveSchema = (fullname: string): RecordSchema | undefined => {
+    const hit = this.resolved.get(fullname);
+    if (hit !== undefined) return hit ?? undefined;
+    const raw = this.named.get(fullname);
+    let out: RecordSchema | null = null;
+    if (raw !== undefined && typeof raw === 'object' && !Array.isArray(raw) && (raw.type === 'record' || raw.type === 'error')) {
+      try {
+        const s = selfContained(fullname, (n) => this.named.get(n)) as RecordSchema;
+        recordTy(s);
+        if (this.validateNamed(fullname) === undefined) out = s;
+      } catch {
+        out = null;
+      }
+    }
+    this.resolved.set(fullname, out);
+    return out ?? undefined;
+  };
+
+  private recordNames(): string[] {
+    return [...this.named].filter(([, t]) => typeof t === 'object' && !Array.isArray(t) && (t.type === 'record' || t.type === 'error')).map(([n]) => n);
+  }
+
+  private specContext(what: string, schema?: RecordSchema, reserved?: readonly string[]): SpecContext {
+    return { what, schema, resolveSchema: this.resolveSchema, schemaNames: () => this.recordNames(), reserved };
+  }
+
+  /** Reports schema names that are unknown, or known but invalid, at `path`. */
+  private schemaProblem(name: unknown, path: Path): void {
+    if (typeof name !== 'string' || this.resolveSchema(name) !== undefined) return;
+    if (this.named.has(name)) {
+      const err = this.validateNamed(name);
+      this.diagPath(path, 'value', err === undefined ? 'UNKNOWN_SCHEMA' : 'SCHEMA_INVALID', err ?? `'${name}' is not a record schema`);
+    }
+  }
+
+  // --- the load --------------------------------------------------------------------------------
+
+  load(): Topology {
+    const doc = parseDocument(this.text, { lineCounter: this.lc, merge: false, uniqueKeys: true, prettyErrors: false, keepSourceTokens: true, version: '1.2' });
+    for (const e of doc.errors) {
+      const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      this.diagAt(e.pos[0], 'YAML_SYNTAX', e.code === 'DUPLICATE_KEY' ? `duplicate key: ${msg}` : msg);
+    }
+    if (doc.errors.length > 0) throw new TopologyError(this.diags);
+    this.tagOffsets = collectTagOffsets(this.text);
+    const root = this.toPlain(doc.contents as YamlNode | null, []);
+    if (root === null || typeof root !== 'object' || Array.isArray(root)) {
+      if (root !== undefined) this.diagAt(0, 'INVALID_VALUE', 'a topology file is a mapping with version, name, sources, operators and sinks');
+      throw new TopologyError(this.diags);
+    }
+    const top = root as Record<string, unknown>;
+
+    // version first: a file of another version is not read further.
+    if (!Object.hasOwn(top, 'version')) this.diagAt(0, 'MISSING_FIELD', "missing required field 'version' (write version: 1)");
+    else if (top.version !== 1) {
+      this.diagPath(['version'], 'value', 'VERSION', `unsupported topology file version ${JSON.stringify(top.version)}: this Vigil reads version 1`);
+      throw new TopologyError(this.diags);
+    }
+
+    const own = ['version', 'sources', 'operators', 'sinks'];
+    const head = parseConfig<Record<string, unknown>>(
+      Object.fromEntries(Object.entries(topologyFileSpec).filter(([k]) => !own.includes(k))),
+      top,
+      this.specContext('the topology file', undefined, own),
+    );
+    for (const i of head.issues) this.issue([], i);
+    const cfg = head.config;
+    this.loadSchemas(cfg.schemas as string[] | undefined);
+
+    const name = typeof cfg.name === 'string' ? cfg.name : 'topology';
+    const guarantee = (cfg.guarantee as Guarantee | undefined) ?? 'at_least_once';
+
+    const sources = this.loadSources(this.list(top, 'sources', true));
+    const ops = this.loadOperatorEntries(this.list(top, 'operators', false));
+    const sinks = this.loadSinkEntries(this.list(top, 'sinks', false));
+    this.checkNames(sources, ops, sinks);
+    this.resolveFrom(sources, ops, sinks);
+    const order = this.order(ops);
+    this.buildNodes(order, sources, ops);
+    const sinkDefs = this.buildSinks(sinks, sources, ops);
+    this.checkUnused(sources, ops, sinks);
+    const deadLetterTopic = (cfg.dead_letter_topic as string | undefined) ?? `${name}.dlq`;
+    this.checkTopics(sources, sinkDefs, deadLetterTopic);
+
+    if (this.diags.length > 0) throw new TopologyError(this.diags);
+    return {
+      file: this.file,
+      name,
+      guarantee,
+      deadLetterTopic,
+      commitIntervalMs: (cfg.commit_interval as number | undefined) ?? COMMIT_DEFAULT[guarantee],
+      sources: sources.map((s) => s.def!),
+      nodes: order.map((o) => o.node!),
+      sinks: sinkDefs,
+    };
+  }
+
+  private list(top: Record<string, unknown>, key: string, required: boolean): unknown[] {
+    const v = top[key];
+    if (v === undefined || v === null) {
+      if (required) this.diagPath([key], 'key', 'MISSING_FIELD', `missing required field '${key}' in the topology file`);
+      return [];
+    }
+    if (!Array.isArray(v)) {
+      this.diagPath([key], 'value', 'INVALID_VALUE', `'${key}' must be a list (- name: ...), got ${v === null ? 'nothing' : typeof v === 'object' ? 'a mapping' : typeof v}`);
+      return [];
+    }
+    if (required && v.length === 0) this.diagPath([key], 'value', 'INVALID_VALUE', `'${key}' needs at least one entry`);
+    return v;
+  }
+
+  private itemName(raw: unknown): string | undefined {
+    if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
+      const n = (raw as Record<string, unknown>).name;
+      if (typeof n === 'string') return n;
+    }
+    return undefined;
+  }
+
+  private loadSources(items: unknown[]): SourceEntry[] {
+    return items.map((raw, index) => {
+      const path: Path = ['sources', index];
+      const name = this.itemName(raw);
+      const what = name === undefined ? `source #${index + 1}` : `source '${name}'`;
+      const schemaName = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).schema : undefined;
+      const schema = typeof schemaName === 'string' ? this.resolveSchema(schemaName) : undefined;
+      const r = parseConfig<Record<string, unknown>>(sourceSpec, raw, this.specContext(what, schema));
+      for (const i of r.issues) this.issue(path, i);
+      this.schemaProblem(schemaName, [...path, 'schema']);
+      const c = r.config;
+      const entry: SourceEntry = { index, name };
+      if (r.issues.length > 0 || schema === undefined) return entry;
+      const ts = c.timestamp as string | undefined;
+      if (ts !== undefined) {
+        const t = this.pathTy(schema, ts);
+        if (t === undefined || !(t.k === 'long' || t.k === 'int')) {
+          this.diagPath([...path, 'timestamp'], 'value', 'INVALID_VALUE', `the timestamp field must be an int or long (epoch ms), but '${ts}' is ${t === undefined ? 'unknown' : describeTy(t)}`);
+          return entry;
+        }
+      }
+      entry.def = {
+        name: c.name as string,
+        topic: c.topic as string,
+        schemaName: schemaName as string,
+        schema,
+        ...(c.key !== undefined ? { keyFields: c.key as string[] } : {}),
+        ...(ts !== undefined ? { timestampField: ts } : {}),
+        maxOutOfOrderMs: c.max_out_of_order as number,
+        idleTimeoutMs: c.idle_timeout as number,
+        partitions: c.partitions as number,
+        at: this.position(path),
+      };
+      return entry;
+    });
+  }
+
+  private pathTy(schema: RecordSchema, p: string): Ty | undefined {
+    let t = recordTy(schema) as Ty;
+    for (const part of p.split('.')) {
+      const base: Ty = t.k === 'nullable' ? t.inner : t;
+      if (base.k === 'record') {
+        const f: RecordTyField | undefined = base.byName.get(part);
+        if (f === undefined) return undefined;
+        t = f.ty;
+      } else if (base.k === 'map') t = { k: 'nullable', inner: base.values, nullFirst: true };
+      else return undefined;
+    }
+    return t;
+  }
+
+  private loadOperatorEntries(items: unknown[]): OpEntry[] {
+    return items.map((raw, index) => {
+      const path: Path = ['operators', index];
+      const entry: OpEntry = { index, raw, rawConfig: {}, from: [], fromExplicit: false, at: this.position(path) };
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        this.diagPath(path, 'value', 'INVALID_VALUE', `operator #${index + 1} must be a mapping (name, type, ...)`);
+        return entry;
+      }
+      const r = raw as Record<string, unknown>;
+      const common: Record<string, unknown> = {};
+      for (const k of Object.keys(r)) {
+        if (Object.hasOwn(operatorEntrySpec, k)) common[k] = r[k];
+        else entry.rawConfig[k] = r[k];
+      }
+      const name = typeof r.name === 'string' ? r.name : undefined;
+      const what = name === undefined ? `operator #${index + 1}` : `operator '${name}'`;
+      const parsed = parseConfig<Record<string, unknown>>(operatorEntrySpec, common, this.specContext(what));
+      for (const i of parsed.issues) this.issue(path, i);
+      if (parsed.issues.some((i) => i.path[0] === 'name')) entry.name = undefined;
+      else entry.name = parsed.config.name as string | undefined;
+      if (parsed.config.from !== undefined) {
+        entry.from = parsed.config.from as string[];
+        entry.fromExplicit = true;
+      } else if (Object.hasOwn(r, 'from')) {
+        entry.fromExplicit = true; // present but invalid: already reported
+      }
+      const type = parsed.config.type as string | undefined;
+      if (type !== undefined) {
+        const def = this.operators.get(type);
+        if (def === undefined) {
+          const types = [...this.operators.keys()];
+          const hint = suggestion(type, types);
+          this.diagPath([...path, 'type'], 'value', 'UNKNOWN_OPERATOR', `unknown operator type '${type}'${hint === '' ? ` (types: ${types.join(', ')})` : hint}`);
+        } else {
+          entry.def = def;
+        }
+      }
+      return entry;
+    });
+  }
+
+  private loadSinkEntries(items: unknown[]): SinkEntry[] {
+    return items.map((raw, index) => {
+      const name = this.itemName(raw);
+      const from = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).from : undefined;
+      return { index, raw, name, from: typeof from === 'string' ? from : undefined };
+    });
+  }
+
+  private checkNames(sources: SourceEntry[], ops: OpEntry[], sinks: SinkEntry[]): void {
+    const seen = new Map<string, string>();
+    const visit = (name: string | undefined, kind: string, path: Path): void => {
+      if (name === undefined) return;
+      const prev = seen.get(name);
+      if (prev !== undefined) {
+        this.diagPath([...path, 'name'], 'value', 'DUPLICATE_NAME', `duplicate name '${name}': already used by ${prev}`);
+        return;
+      }
+      const { line } = this.lc.linePos(this.offsetOf([...path, 'name'], 'value'));
+      seen.set(name, `the ${kind} on line ${line}`);
+    };
+    for (const s of sources) visit(s.name, 'source', ['sources', s.index]);
+    for (const o of ops) visit(o.name, 'operator', ['operators', o.index]);
+    for (const s of sinks) visit(s.name, 'sink', ['sinks', s.index]);
+  }
+
+  private resolveFrom(sources: SourceEntry[], ops: OpEntry[], sinks: SinkEntry[]): void {
+    const sourceNames = new Set(sources.map((s) => s.name).filter((n): n is string => n !== undefined));
+    const opNames = new Set(ops.map((o) => o.name).filter((n): n is string => n !== undefined));
+    const sinkNames = new Set(sinks.map((s) => s.name).filter((n): n is string => n !== undefined));
+    const candidates = [...sourceNames, ...opNames];
+    const check = (name: string, path: Path): boolean => {
+      if (sourceNames.has(name) || opNames.has(name)) return true;
+      const msg = sinkNames.has(name)
+        ? `'${name}' is a sink: sinks have no output to read from`
+        : `'from' names '${name}', which is no source or operator${suggestion(name, candidates)}`;
+      this.diagPath(path, 'value', 'UNKNOWN_INPUT', msg);
+      return false;
+    };
+    const onlySource = sources.length === 1 ? sources[0].name : undefined;
+    ops.forEach((o, i) => {
+      const path: Path = ['operators', o.index];
+      if (o.fromExplicit) {
+        const multi = Array.isArray((o.raw as Record<string, unknown>).from);
+        o.from = o.from.filter((f, j) => check(f, [...path, 'from', ...(multi ? [j] : [])]));
+        if (o.from.length === 0) o.def = undefined;
+      } else if (i > 0) {
+        if (ops[i - 1].name !== undefined) o.from = [ops[i - 1].name!];
+      } else if (onlySource !== undefined) {
+        o.from = [onlySource];
+      } else if (sources.length > 1) {
+        this.diagPath(path, 'value', 'MISSING_FIELD', `operator '${o.name ?? '#1'}' needs 'from': the first operator defaults to the only source, but there are ${sources.length}`);
+      }
+      const def = o.def;
+      if (def !== undefined && o.from.length > 0) {
+        const { min, max } = def.inputs ?? { min: 1, max: 1 };
+        if (o.from.length < min || o.from.length > max) {
+          const want = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `${min} to ${max}`;
+          this.diagPath([...path, o.fromExplicit ? 'from' : 'type'], 'value', 'INPUT_COUNT', `operator '${o.name}' (${def.type}) takes ${want} input${want === '1' ? '' : 's'}, got ${o.from.length}`);
+          o.def = undefined;
+        }
+      }
+    });
+    const lastOp = ops.length > 0 ? ops[ops.length - 1].name : undefined;
+    for (const s of sinks) {
+      const path: Path = ['sinks', s.index];
+      if (s.from !== undefined) {
+        if (!check(s.from, [...path, 'from'])) s.from = undefined;
+      } else if (!(s.raw !== null && typeof s.raw === 'object' && Object.hasOwn(s.raw, 'from'))) {
+        if (lastOp !== undefined) s.from = lastOp;
+        else if (onlySource !== undefined) s.from = onlySource;
+        else if (sources.length > 1) this.diagPath(path, 'value', 'MISSING_FIELD', `sink '${s.name ?? `#${s.index + 1}`}' needs 'from': there are no operators and ${sources.length} sources`);
+      }
+    }
+  }
+
+  /** Operators in a topological order (file order among the ready ones); reports cycles. */
+  private order(ops: OpEntry[]): OpEntry[] {
+    const byName = new Map<string, OpEntry>();
+    for (const o of ops) if (o.name !== undefined && !byName.has(o.name)) byName.set(o.name, o);
+    // cycles: DFS over operator -> operator inputs
+    const state = new Map<OpEntry, 1 | 2>();
+    const stack: OpEntry[] = [];
+    const reported = new Set<string>();
+    const inCycle = new Set<OpEntry>();
+    const dfs = (o: OpEntry): void => {
+      state.set(o, 1);
+      stack.push(o);
+      for (const f of o.from) {
+        const up = byName.get(f);
+        if (up === undefined) continue;
+        if (state.get(up) === 1) {
+          const cycle = stack.slice(stack.indexOf(up));
+          for (const c of cycle) inCycle.add(c);
+          const key = cycle.map((c) => c.name).sort().join('\u0000');
+          if (!reported.has(key)) {
+            reported.add(key);
+            // Report at the `from` (or entry) of the cycle member that comes last in the file.
+            const last = cycle.reduce((a, b) => (b.index > a.index ? b : a));
+            const names = [...cycle.map((c) => c.name), up.name];
+            const p: Path = ['operators', last.index, ...(last.fromExplicit ? ['from'] : [])];
+            this.diagPath(p, 'value', 'CYCLE', `cycle: ${names.join(' -> ')} (operators cannot feed themselves)`);
+          }
+        } else if (state.get(up) === undefined) {
+          dfs(up);
+        }
+      }
+      stack.pop();
+      state.set(o, 2);
+    };
+    for (const o of ops) if (state.get(o) === undefined) dfs(o);
+    // Kahn in file order
+    const done = new Set<string>();
+    const out: OpEntry[] = [];
+    const pending = ops.filter((o) => !inCycle.has(o) && o.name !== undefined);
+    let progress = true;
+    while (progress) {
+      progress = false;
+      for (let i = 0; i < pending.length; i++) {
+        const o = pending[i];
+        if (o.from.every((f) => !byName.has(f) || done.has(f))) {
+          out.push(o);
+          done.add(o.name!);
+          pending.splice(i, 1);
+          progress = true;
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  private buildNodes(order: OpEntry[], sources: SourceEntry[], ops: OpEntry[]): void {
+    const sourceSchema = new Map<string, RecordSchema | undefined>();
+    for (const s of sources) if (s.name !== undefined) sourceSchema.set(s.name, s.def?.schema);
+    const opByName = new Map<string, OpEntry>();
+    for (const o of ops) if (o.name !== undefined && !opByName.has(o.name)) opByName.set(o.name, o);
+    const schemaOf = (n: string): RecordSchema | undefined => (sourceSchema.has(n) ? sourceSchema.get(n) : opByName.get(n)?.output);
+    for (const o of order) {
+      const path: Path = ['operators', o.index];
+      const def = o.def;
+      if (def === undefined) continue;
+      const what = `${def.type} operator '${o.name}'`;
+      const reserved = Object.keys(operatorEntrySpec);
+      const inputs = o.from.map(schemaOf);
+      if (o.from.length === 0 || inputs.some((s) => s === undefined)) {
+        // Upstream unknown: check the config's shape only.
+        const r = parseConfig(def.config, o.rawConfig, this.specContext(what, undefined, reserved));
+        for (const i of r.issues) this.issue(path, i);
+        continue;
+      }
+      const schemas = inputs as RecordSchema[];
+      const r = parseConfig(def.config, o.rawConfig, this.specContext(what, schemas[0], reserved));
+      for (const i of r.issues) this.issue(path, i);
+      if (r.issues.length > 0) continue;
+      const ctx: SchemaContext = { input: schemas[0], inputs: schemas, name: o.name!, resolveSchema: this.resolveSchema };
+      let output: RecordSchema;
+      try {
+        const issues = def.check?.(r.config, ctx) ?? [];
+        for (const i of issues) this.issue(path, i);
+        if (issues.length > 0) continue;
+        output = def.outputSchema(r.config, ctx);
+        recordTy(output);
+      } catch (e) {
+        this.diagPath(path, 'value', 'OPERATOR_CHECK', `${what}: ${(e as Error).message}`);
+        continue;
+      }
+      o.output = output;
+      o.node = {
+        name: o.name!,
+        type: def.type,
+        def,
+        config: r.config,
+        from: o.from,
+        inputSchemas: schemas,
+        outputSchema: output,
+        at: o.at,
+      };
+    }
+  }
+
+  private buildSinks(sinks: SinkEntry[], sources: SourceEntry[], ops: OpEntry[]): SinkDef[] {
+    const out: SinkDef[] = [];
+    const sourceBy = new Map(sources.filter((s) => s.name !== undefined).map((s) => [s.name!, s]));
+    const opBy = new Map(ops.filter((o) => o.name !== undefined).map((o) => [o.name!, o]));
+    const partitionsOf = (n: string, seen = new Set<string>()): number => {
+      if (seen.has(n)) return 1;
+      seen.add(n);
+      const s = sourceBy.get(n);
+      if (s !== undefined) return s.def?.partitions ?? 1;
+      const o = opBy.get(n);
+      return Math.max(1, ...(o?.from ?? []).map((f) => partitionsOf(f, seen)));
+    };
+    for (const s of sinks) {
+      const path: Path = ['sinks', s.index];
+      const raw = s.raw;
+      const schemaName = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).schema : undefined;
+      const schema = typeof schemaName === 'string' ? this.resolveSchema(schemaName) : undefined;
+      const what = s.name === undefined ? `sink #${s.index + 1}` : `sink '${s.name}'`;
+      const r = parseConfig<Record<string, unknown>>(sinkSpec, raw, this.specContext(what, schema));
+      for (const i of r.issues) this.issue(path, i);
+      this.schemaProblem(schemaName, [...path, 'schema']);
+      if (r.issues.length > 0 || schema === undefined || s.from === undefined) continue;
+      const upstream = sourceBy.get(s.from)?.def?.schema ?? opBy.get(s.from)?.output;
+      if (upstream === undefined) continue;
+      if (!this.checkFill(upstream, schema, s.from, what, [...path, 'schema'])) continue;
+      const c = r.config;
+      this.sinkIndex.set(c.name as string, s.index);
+      out.push({
+        name: c.name as string,
+        from: s.from,
+        topic: c.topic as string,
+        schemaName: schemaName as string,
+        schema,
+        ...(c.key !== undefined ? { keyField: c.key as string } : {}),
+        partitions: (c.partitions as number | undefined) ?? partitionsOf(s.from),
+        at: this.position(path),
+      });
+    }
+    return out;
+  }
+
+  /** The sink schema must be fillable from the upstream records. */
+  private checkFill(upstream: RecordSchema, sink: RecordSchema, from: string, what: string, path: Path): boolean {
+    const up = recordTy(upstream);
+    const to = recordTy(sink);
+    let ok = true;
+    const offset = this.offsetOf(path, 'value');
+    const produced = up.fields.map((f) => f.name).join(', ');
+    for (const f of to.fields) {
+      const w = up.byName.get(f.name);
+      if (w === undefined) {
+        if (f.hasDefault) continue;
+        ok = false;
+        this.diagAt(offset, 'SINK_SCHEMA', `${what}: field '${f.name}' (${describeTy(f.ty)}) of ${to.fullname} has no default and '${from}' does not produce it (it produces: ${produced})`);
+        continue;
+      }
+      const why = fits(w.ty, f.ty);
+      if (why !== undefined) {
+        ok = false;
+        const hint = f.ty.k === 'enum' || (isNumeric(w.ty) && isNumeric(f.ty)) ? `; a map with schema: ${to.fullname} converts it` : '';
+        this.diagAt(offset, 'SINK_SCHEMA', `${what}: field '${f.name}' of ${to.fullname} is ${describeTy(f.ty)} but '${from}' produces ${describeTy(w.ty)}: ${why}${hint}`);
+      }
+    }
+    return ok;
+  }
+
+  private checkUnused(sources: SourceEntry[], ops: OpEntry[], sinks: SinkEntry[]): void {
+    const used = new Set<string>();
+    for (const o of ops) for (const f of o.from) used.add(f);
+    for (const s of sinks) if (s.from !== undefined) used.add(s.from);
+    // A misspelt `from` already explains an unread source; duplicates are reported as such.
+    if (this.diags.some((d) => d.code === 'UNKNOWN_INPUT' || (d.code === 'MISSING_FIELD' && d.message.includes("needs 'from'")))) return;
+    const seen = new Set<string>();
+    for (const s of sources) {
+      if (s.name === undefined || seen.has(s.name)) continue;
+      seen.add(s.name);
+      if (!used.has(s.name)) {
+        this.diagPath(['sources', s.index, 'name'], 'value', 'UNUSED_SOURCE', `source '${s.name}' is not read by any operator or sink`);
+      }
+    }
+  }
+
+  private avroType(s: RecordSchema): avro.Type | undefined {
+    const name = schemaFullname(s);
+    let t = this.avroTypes.get(name);
+    if (t === undefined) {
+      try {
+        t = avro.Type.forSchema(s as avro.Schema);
+        this.avroTypes.set(name, t);
+      } catch {
+        return undefined;
+      }
+    }
+    return t;
+  }
+
+  private checkTopics(sources: SourceEntry[], sinks: SinkDef[], dlq: string): void {
+    const readers = new Map<string, SourceDef>();
+    for (const s of sources) {
+      const d = s.def;
+      if (d === undefined) continue;
+      const prev = readers.get(d.topic);
+      if (prev !== undefined) {
+        this.diagPath(['sources', s.index, 'topic'], 'value', 'TOPIC_CONFLICT', `topic '${d.topic}' is already read by source '${prev.name}': read a topic once and branch with operators`);
+        continue;
+      }
+      readers.set(d.topic, d);
+    }
+    const writers = new Map<string, SinkDef>();
+    const at = (sink: SinkDef): number => this.offsetOf(['sinks', this.sinkIndex.get(sink.name) ?? -1, 'topic'], 'value');
+    for (const s of sinks) {
+      const w = writers.get(s.topic);
+      if (w !== undefined && schemaFullname(w.schema) !== schemaFullname(s.schema)) {
+        const a = this.avroType(w.schema);
+        const b = this.avroType(s.schema);
+        const err = a && b ? resolverError(a, b) ?? resolverError(b, a) : 'invalid schema';
+        if (err !== undefined) {
+          this.diagAt(at(s), 'TOPIC_CONFLICT', `topic '${s.topic}' is written by sink '${w.name}' with ${w.schemaName} and by sink '${s.name}' with ${s.schemaName}, which are incompatible: ${err}`);
+          continue;
+        }
+      }
+      if (w === undefined) writers.set(s.topic, s);
+      const reader = readers.get(s.topic);
+      if (reader !== undefined) {
+        const rt = this.avroType(reader.schema);
+        const wt = this.avroType(s.schema);
+        const err = rt && wt ? resolverError(rt, wt) : 'invalid schema';
+        if (err !== undefined) {
+          this.diagAt(at(s), 'TOPIC_CONFLICT', `topic '${s.topic}' is written by sink '${s.name}' with ${s.schemaName} but read by source '${reader.name}' with ${reader.schemaName}, which cannot read it: ${err}`);
+        }
+      }
+    }
+    const clash = readers.has(dlq) ? `source '${readers.get(dlq)!.name}'` : writers.has(dlq) ? `sink '${writers.get(dlq)!.name}'` : undefined;
+    if (clash !== undefined) {
+      this.diagPath(['dead_letter_topic'], 'value', 'TOPIC_CONFLICT', `the dead-letter topic '${dlq}' is also used by ${clash}`);
+    }
+  }
+}
+
+function resolverError(reader: avro.Type, writer: avro.Type): string | undefined {
+  try {
+    reader.createResolver(writer);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+function findForbiddenKey(v: unknown): string | undefined {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const r = findForbiddenKey(x);
+      if (r !== undefined) return r;
+    }
+  } else if (v !== null && typeof v === 'object') {
+    for (const k of Object.keys(v)) {
+      if (FORBIDDEN_KEYS.has(k)) return k;
+      const r = findForbiddenKey((v as Record<string, unknown>)[k]);
+      if (r !== undefined) return r;
+    }
+  }
+  return undefined;
+}
+
+/** Offsets of every tag token (`!foo`, `!!js/function`) in the source, ascending. */
+function collectTagOffsets(text: string): number[] {
+  const out: number[] = [];
+  const walk = (x: unknown): void => {
+    if (Array.isArray(x)) {
+      for (const y of x) walk(y);
+      return;
+    }
+    if (x === null || typeof x !== 'object') return;
+    const t = x as { type?: unknown; offset?: unknown };
+    if (t.type === 'tag' && typeof t.offset === 'number') out.push(t.offset);
+    for (const k of Object.keys(x)) {
+      const v = (x as Record<string, unknown>)[k];
+      if (v !== null && typeof v === 'object') walk(v);
+    }
+  };
+  for (const tok of new CstParser().parse(text)) walk(tok);
+  return out.sort((a, b) => a - b);
+}
+

@@ -1,0 +1,474 @@
+// Config parsing from a component's ConfigSpec (Benthos-style): one spec drives parsing and
+// validation (here), the JSON Schema of the topology file and the reference docs.
+//
+// parseConfig never throws for bad input: it returns the parsed config (defaults applied,
+// durations in ms) and a list of issues, each with a path relative to the parsed object.
+import type { ConfigIssue, ConfigSpec, FieldSpec, OperatorDefinition, RecordSchema } from '../operators/types.ts';
+import { FORBIDDEN_KEYS, ExpressionError, didYouMean, suggestion } from './diagnostics.ts';
+import type { DiagnosticCode } from './diagnostics.ts';
+import { checkExpressionSyntax, compileExpression } from './expr.ts';
+import { describeTy, isNumeric, isStringLike, nonNull, recordTy } from './avro-types.ts';
+import type { Ty } from './avro-types.ts';
+
+export interface SpecContext {
+  /** Names the thing being configured in messages, e.g. "filter operator 'hot'". */
+  what: string;
+  /** Input record schema: `expression` and `field` values are checked against it when given. */
+  schema?: RecordSchema;
+  /** Looks up record schemas by fullname for `schema` values. */
+  resolveSchema?(fullname: string): RecordSchema | undefined;
+  /** All known record schema fullnames (for did-you-mean). */
+  schemaNames?(): Iterable<string>;
+  /** Keys handled by the caller (name, type, from): accepted and not reported as unknown. */
+  reserved?: readonly string[];
+}
+
+export interface ParseResult<C> {
+  config: C;
+  issues: ConfigIssue[];
+}
+
+type Path = (string | number)[];
+
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** Source of the JSON-Schema pattern of duration strings. */
+export const DURATION_PATTERN = '^(\\d+(\\.\\d+)?(ms|s|m|h|d))+$';
+
+/** "500ms", "30s", "5m", "2h", "1d", "1m30s", or a number of ms -> milliseconds; a string on error. */
+export function parseDuration(v: unknown): number | { error: string } {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v) || v < 0) return { error: `a duration in milliseconds must be a whole number >= 0, got ${v}` };
+    return v;
+  }
+  if (typeof v !== 'string') return { error: `expected a duration like 500ms, 30s, 5m, 2h, 1d, got ${describeValue(v)}` };
+  const s = v.trim();
+  if (s === '0') return 0;
+  let total = 0;
+  let i = 0;
+  DURATION_PART.lastIndex = 0;
+  while (i < s.length) {
+    DURATION_PART.lastIndex = i;
+    const m = DURATION_PART.exec(s);
+    if (m === null) return { error: `invalid duration '${v}': use a number and a unit (ms, s, m, h, d), e.g. 500ms, 30s, 5m, 1h30m` };
+    total += Number(m[1]) * DURATION_UNITS[m[2]];
+    i = DURATION_PART.lastIndex;
+  }
+  if (s.length === 0) return { error: 'empty duration' };
+  const ms = Math.round(total * 1000) / 1000;
+  if (!Number.isInteger(ms)) return { error: `duration '${v}' is not a whole number of milliseconds` };
+  return ms;
+}
+
+/** Formats milliseconds the way users write them: 1500 -> "1500ms", 30000 -> "30s". */
+export function formatDuration(ms: number): string {
+  for (const [unit, n] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms !== 0 && ms % n === 0) return `${ms / n}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+/** A URL (scheme://...) or something that looks like a file path (/x, ./x, ../x, ~/x, C:\x). */
+export function looksLikePathOrUrl(s: string): boolean {
+  return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(s) || /^(\/|\.\.?[/\\]|~[/\\]|[a-zA-Z]:[\\/]|\\\\)/.test(s) || /^file:/i.test(s);
+}
+
+/** Checks a relative path's shape (the loader checks where it resolves to). Returns an error or undefined. */
+export function checkRelativePath(p: string): string | undefined {
+  if (/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(p) && !/^[a-zA-Z]:[\\/]/.test(p)) return `'${p}' is a URL: only relative file paths inside the topology's directory are allowed`;
+  if (p.startsWith('/') || p.startsWith('\\') || /^[a-zA-Z]:[\\/]/.test(p) || p.startsWith('~')) return `'${p}' is an absolute path: use a path relative to the topology file`;
+  if (p.includes('\0')) return 'the path contains a NUL character';
+  if (p.split(/[\\/]/).includes('..')) return `'${p}' escapes the topology's directory ('..' is not allowed)`;
+  if (p.trim() === '') return 'empty path';
+  return undefined;
+}
+
+export function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return 'nothing';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string '${v.length > 40 ? `${v.slice(0, 40)}...` : v}'`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+class SpecParser {
+  readonly issues: ConfigIssue[] = [];
+  constructor(private readonly cx: SpecContext) {}
+
+  private issue(path: Path, message: string, code: DiagnosticCode = 'INVALID_VALUE', extra: Partial<ConfigIssue> = {}): undefined {
+    this.issues.push({ path, message, code, ...extra });
+    return undefined;
+  }
+
+  object(spec: ConfigSpec, raw: unknown, path: Path, what: string, reserved: readonly string[] = []): Record<string, unknown> | undefined {
+    if (!isPlainObject(raw)) return this.issue(path, `${what} must be a mapping of fields, got ${describeValue(raw)}`);
+    const out: Record<string, unknown> = {};
+    const known = Object.keys(spec);
+    /** Fields an unknown key was probably meant to be: not reported missing as well. */
+    const meant = new Set<string>();
+    for (const key of Object.keys(raw)) {
+      if (FORBIDDEN_KEYS.has(key)) {
+        this.issue([...path, key], `'${key}' is not allowed as a key`, 'FORBIDDEN_KEY', { at: 'key' });
+        continue;
+      }
+      if (reserved.includes(key)) continue;
+      if (!Object.hasOwn(spec, key)) {
+        const guess = didYouMean(key, [...known, ...reserved]);
+        if (guess !== undefined) meant.add(guess);
+        this.issue([...path, key], `unknown field '${key}' in ${what}${guess === undefined ? '' : `; did you mean '${guess}'?`}`, 'UNKNOWN_FIELD', { at: 'key' });
+      }
+    }
+    for (const key of known) {
+      const fs = spec[key];
+      const v = Object.hasOwn(raw, key) ? raw[key] : undefined;
+      if (v === undefined || v === null) {
+        if (fs.default !== undefined) {
+          const d = this.value(fs, structuredClone(fs.default), [...path, key], key);
+          if (d !== undefined) out[key] = d;
+        } else if (!fs.optional && !meant.has(key)) {
+          // The path names the missing field; a loader locates it at the nearest existing ancestor.
+          this.issue([...path, key], v === null ? `field '${key}' of ${what} has no value` : `missing required field '${key}' in ${what}`, 'MISSING_FIELD');
+        }
+        continue;
+      }
+      const parsed = this.value(fs, v, [...path, key], key);
+      if (parsed !== undefined) out[key] = parsed;
+    }
+    return out;
+  }
+
+  value(fs: FieldSpec, v: unknown, path: Path, name: string): unknown {
+    const bad = (expected: string): undefined => this.issue(path, `'${name}' must be ${expected}, got ${describeValue(v)}`);
+    switch (fs.kind) {
+      case 'string': {
+        if (typeof v !== 'string') return bad('a string');
+        if (!fs.freeText && looksLikePathOrUrl(v)) {
+          return this.issue(path, `'${name}' does not take file paths or URLs, got '${v}'`, 'PATH_NOT_ALLOWED');
+        }
+        if (fs.pattern !== undefined && !new RegExp(fs.pattern).test(v)) return this.issue(path, `'${name}' must match ${fs.pattern}, got '${v}'`);
+        return v;
+      }
+      case 'integer':
+        if (typeof v !== 'number' || !Number.isSafeInteger(v)) return bad('a whole number');
+        return this.bounds(fs, v, path, name, String(v));
+      case 'number':
+        if (typeof v !== 'number' || !Number.isFinite(v)) return bad('a number');
+        return this.bounds(fs, v, path, name, String(v));
+      case 'boolean':
+        if (typeof v !== 'boolean') return bad('true or false');
+        return v;
+      case 'duration': {
+        const d = parseDuration(v);
+        if (typeof d !== 'number') return this.issue(path, `'${name}': ${d.error}`);
+        return this.bounds(fs, d, path, name, formatDuration(d), formatDuration);
+      }
+      case 'enum': {
+        const values = fs.values ?? [];
+        if (typeof v !== 'string' || !values.includes(v)) {
+          const hint = typeof v === 'string' ? suggestion(v, values) : '';
+          return this.issue(path, `'${name}' must be one of ${values.join(', ')}, got ${describeValue(v)}${hint}`);
+        }
+        return v;
+      }
+      case 'expression':
+        return this.expression(fs, v, path, name);
+      case 'field':
+        return this.fieldRef(v, path, name);
+      case 'schema': {
+        if (typeof v !== 'string') return bad('a schema fullname (e.g. vigil.alerting.Alert)');
+        if (this.cx.resolveSchema !== undefined && this.cx.resolveSchema(v) === undefined) {
+          const hint = schemaSuggestion(v, [...(this.cx.schemaNames?.() ?? [])]);
+          return this.issue(path, `unknown schema '${v}'${hint} (schemas are named by fullname, namespace included)`, 'UNKNOWN_SCHEMA');
+        }
+        return v;
+      }
+      case 'path': {
+        if (typeof v !== 'string') return bad('a relative file path');
+        const err = checkRelativePath(v);
+        if (err !== undefined) return this.issue(path, err, 'PATH_NOT_ALLOWED');
+        return v;
+      }
+      case 'array': {
+        const items = Array.isArray(v) ? v : [v];
+        const itemSpec = fs.items ?? { kind: 'string', description: '' };
+        if (fs.min !== undefined && items.length < fs.min) return this.issue(path, `'${name}' needs at least ${fs.min} item${fs.min === 1 ? '' : 's'}`);
+        if (fs.max !== undefined && items.length > fs.max) return this.issue(path, `'${name}' takes at most ${fs.max} item${fs.max === 1 ? '' : 's'}`);
+        const out: unknown[] = [];
+        let ok = true;
+        items.forEach((item, i) => {
+          const p = Array.isArray(v) ? [...path, i] : path;
+          if (item === null || item === undefined) {
+            ok = false;
+            this.issue(p, `'${name}' has an empty item`);
+            return;
+          }
+          const x = this.value(itemSpec, item, p, `${name}[${i}]`);
+          if (x === undefined) ok = false;
+          else out.push(x);
+        });
+        return ok ? out : undefined;
+      }
+      case 'map': {
+        if (!isPlainObject(v)) return bad('a mapping');
+        const itemSpec = fs.items ?? { kind: 'string', description: '' };
+        const out: Record<string, unknown> = {};
+        let ok = true;
+        for (const key of Object.keys(v)) {
+          if (FORBIDDEN_KEYS.has(key)) {
+            ok = false;
+            this.issue([...path, key], `'${key}' is not allowed as a key`, 'FORBIDDEN_KEY', { at: 'key' });
+            continue;
+          }
+          const item = v[key];
+          if (item === null || item === undefined) {
+            ok = false;
+            this.issue([...path, key], `'${name}.${key}' has no value`);
+            continue;
+          }
+          const x = this.value(itemSpec, item, [...path, key], `${name}.${key}`);
+          if (x === undefined) ok = false;
+          else out[key] = x;
+        }
+        if (fs.min !== undefined && Object.keys(out).length < fs.min && ok) return this.issue(path, `'${name}' needs at least ${fs.min} entr${fs.min === 1 ? 'y' : 'ies'}`);
+        return ok ? out : undefined;
+      }
+      case 'object':
+        return this.object(fs.fields ?? {}, v, path, `'${name}'`);
+    }
+  }
+
+  private bounds(fs: FieldSpec, v: number, path: Path, name: string, shown: string, fmt: (n: number) => string = String): number | undefined {
+    if (fs.min !== undefined && v < fs.min) return this.issue(path, `'${name}' must be at least ${fmt(fs.min)}, got ${shown}`);
+    if (fs.max !== undefined && v > fs.max) return this.issue(path, `'${name}' must be at most ${fmt(fs.max)}, got ${shown}`);
+    return v;
+  }
+
+  private expression(fs: FieldSpec, v: unknown, path: Path, name: string): string | undefined {
+    let src: string;
+    if (typeof v === 'string') src = v;
+    else if (typeof v === 'number' || typeof v === 'boolean') src = String(v);
+    else return this.issue(path, `'${name}' must be an expression (a string), got ${describeValue(v)}`);
+    try {
+      if (this.cx.schema === undefined) {
+        checkExpressionSyntax(src);
+        return src;
+      }
+      const c = compileExpression(src, this.cx.schema);
+      const want = fs.returns;
+      if (want !== undefined && !returnsOk(want, c.ty)) {
+        const nullHint = want === 'boolean' && nonNull(c.ty).k === 'boolean' ? ' (it may be null: add ?? false)' : '';
+        return this.issue(path, `'${name}' must be a ${want} expression, but '${src}' is ${describeTy(c.ty)}${nullHint}`, 'EXPR_TYPE', { offset: 0 });
+      }
+      return src;
+    } catch (e) {
+      if (e instanceof ExpressionError) return this.issue(path, `${e.message}`, e.code, { offset: e.offset });
+      throw e;
+    }
+  }
+
+  private fieldRef(v: unknown, path: Path, name: string): string | undefined {
+    if (typeof v !== 'string' || v === '') return this.issue(path, `'${name}' must be a field name, got ${describeValue(v)}`);
+    const err = checkFieldPath(v, this.cx.schema);
+    if (err !== undefined) return this.issue(path, err.message, err.code, { offset: err.offset });
+    return v;
+  }
+}
+
+/** `Alert` -> 'vigil.alerting.Alert'; typos are compared within a namespace (`vigil.alerting.Alrt`). */
+function schemaSuggestion(v: string, names: string[]): string {
+  const bySuffix = names.filter((n) => n.endsWith(`.${v}`));
+  if (bySuffix.length === 1) return `; did you mean '${bySuffix[0]}'?`;
+  const i = v.lastIndexOf('.');
+  if (i < 0) return suggestion(v, names);
+  const ns = v.slice(0, i + 1);
+  const same = names.filter((n) => n.startsWith(ns) && !n.slice(ns.length).includes('.'));
+  const s = didYouMean(v.slice(i + 1), same.map((n) => n.slice(ns.length)));
+  if (s !== undefined) return `; did you mean '${ns}${s}'?`;
+  return same.length === 0 ? suggestion(v, names) : '';
+}
+
+function returnsOk(want: 'boolean' | 'number' | 'string', ty: Ty): boolean {
+  if (want === 'boolean') return ty.k === 'boolean';
+  if (want === 'number') return isNumeric(ty);
+  return isStringLike(ty);
+}
+
+/** Checks a dotted field path against a record schema (records, then at most one map key). */
+export function checkFieldPath(p: string, schema: RecordSchema | undefined): { message: string; code: DiagnosticCode; offset: number } | undefined {
+  const parts = p.split('.');
+  let offset = 0;
+  for (const part of parts) {
+    if (FORBIDDEN_KEYS.has(part)) return { message: `'${part}' cannot be used as a field name`, code: 'EXPR_FORBIDDEN', offset };
+    if (part === '') return { message: `'${p}' is not a field path (empty part)`, code: 'INVALID_VALUE', offset };
+    offset += part.length + 1;
+  }
+  if (schema === undefined) return undefined;
+  let t: Ty = recordTy(schema);
+  offset = 0;
+  for (const part of parts) {
+    const base = nonNull(t);
+    if (base.k === 'record') {
+      const f = base.byName.get(part);
+      if (f === undefined) {
+        const names = base.fields.map((x) => x.name);
+        return { message: `unknown field '${part}'${suggestion(part, names)} (${base.fullname} has: ${names.join(', ')})`, code: 'EXPR_UNKNOWN_FIELD', offset };
+      }
+      t = f.ty;
+    } else if (base.k === 'map') {
+      t = base.values;
+    } else {
+      return { message: `'${p.slice(0, Math.max(0, offset - 1))}' is ${describeTy(t)}: it has no field '${part}'`, code: 'EXPR_UNKNOWN_FIELD', offset };
+    }
+    offset += part.length + 1;
+  }
+  return undefined;
+}
+
+/**
+ * Parses a raw config against a spec: applies defaults, converts durations to ms, checks kinds,
+ * enum values, bounds, unknown keys (with did-you-mean), and expressions/fields against the
+ * input schema when `cx.schema` is given.
+ */
+export function parseConfig<C = Record<string, unknown>>(spec: ConfigSpec, raw: unknown, cx: SpecContext): ParseResult<C> {
+  const p = new SpecParser(cx);
+  const config = p.object(spec, raw ?? {}, [], cx.what, cx.reserved ?? []) ?? {};
+  return { config: config as C, issues: p.issues };
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON Schema
+
+export type JsonSchema = Record<string, unknown>;
+
+export function fieldToJsonSchema(fs: FieldSpec): JsonSchema {
+  let s: JsonSchema;
+  switch (fs.kind) {
+    case 'string':
+      s = { type: 'string', ...(fs.pattern !== undefined ? { pattern: fs.pattern } : {}) };
+      break;
+    case 'integer':
+    case 'number':
+      s = { type: fs.kind, ...(fs.min !== undefined ? { minimum: fs.min } : {}), ...(fs.max !== undefined ? { maximum: fs.max } : {}) };
+      break;
+    case 'boolean':
+      s = { type: 'boolean' };
+      break;
+    case 'duration':
+      s = { oneOf: [{ type: 'string', pattern: DURATION_PATTERN }, { type: 'integer', minimum: 0 }] };
+      break;
+    case 'expression':
+      s = { type: ['string', 'number', 'boolean'] };
+      break;
+    case 'field':
+    case 'schema':
+    case 'path':
+      s = { type: 'string' };
+      break;
+    case 'enum':
+      s = { enum: [...(fs.values ?? [])] };
+      break;
+    case 'array': {
+      const item = fieldToJsonSchema(fs.items ?? { kind: 'string', description: '' });
+      const arr: JsonSchema = { type: 'array', items: item };
+      if (fs.min !== undefined) arr.minItems = fs.min;
+      if (fs.max !== undefined) arr.maxItems = fs.max;
+      s = fs.min === undefined || fs.min <= 1 ? { anyOf: [item, arr] } : arr;
+      break;
+    }
+    case 'map':
+      s = { type: 'object', additionalProperties: fieldToJsonSchema(fs.items ?? { kind: 'string', description: '' }) };
+      break;
+    case 'object':
+      s = specToJsonSchema(fs.fields ?? {});
+      break;
+  }
+  s.description = fs.description;
+  if (fs.default !== undefined) s.default = fs.default;
+  if (fs.examples !== undefined) s.examples = fs.examples;
+  return s;
+}
+
+/** JSON Schema (draft 2020-12 vocabulary) of an object described by a spec. */
+export function specToJsonSchema(spec: ConfigSpec, extraProperties: Record<string, JsonSchema> = {}): JsonSchema {
+  const properties: Record<string, JsonSchema> = { ...extraProperties };
+  const required: string[] = [];
+  for (const [key, fs] of Object.entries(spec)) {
+    properties[key] = fieldToJsonSchema(fs);
+    if (!fs.optional && fs.default === undefined) required.push(key);
+  }
+  return { type: 'object', properties, ...(required.length > 0 ? { required } : {}), additionalProperties: false };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+export function describeKind(fs: FieldSpec): string {
+  switch (fs.kind) {
+    case 'enum':
+      return `enum: ${(fs.values ?? []).map((v) => `\`${v}\``).join(', ')}`;
+    case 'expression':
+      return fs.returns === undefined ? 'expression' : `expression (${fs.returns})`;
+    case 'array':
+      return `list of ${describeKind(fs.items ?? { kind: 'string', description: '' })}`;
+    case 'map':
+      return `map of ${describeKind(fs.items ?? { kind: 'string', description: '' })}`;
+    case 'schema':
+      return 'schema fullname';
+    default:
+      return fs.kind;
+  }
+}
+
+function mdCell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n+/g, ' ');
+}
+
+function mdValue(v: unknown): string {
+  return `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
+}
+
+/** A Markdown table of a spec's fields (nested objects and map items flattened with dots). */
+export function specTable(spec: ConfigSpec): string {
+  const rows: string[] = ['| Field | Kind | Required | Default | Description |', '| --- | --- | --- | --- | --- |'];
+  const add = (prefix: string, s: ConfigSpec): void => {
+    for (const [key, fs] of Object.entries(s)) {
+      const name = `${prefix}${key}`;
+      const required = !fs.optional && fs.default === undefined ? 'yes' : 'no';
+      const dflt = fs.default === undefined ? '' : mdValue(fs.default);
+      let desc = fs.description;
+      if (fs.min !== undefined || fs.max !== undefined) {
+        const unit = fs.kind === 'array' ? ' items' : '';
+        const fmt = (n: number): string => (fs.kind === 'duration' ? formatDuration(n) : String(n));
+        desc += ` (${fs.min !== undefined ? `min ${fmt(fs.min)}${unit}` : ''}${fs.min !== undefined && fs.max !== undefined ? ', ' : ''}${fs.max !== undefined ? `max ${fmt(fs.max)}${unit}` : ''})`;
+      }
+      if (fs.examples !== undefined && fs.examples.length > 0) desc += ` Examples: ${fs.examples.map(mdValue).join(', ')}.`;
+      rows.push(`| \`${name}\` | ${mdCell(describeKind(fs))} | ${required} | ${mdCell(dflt)} | ${mdCell(desc)} |`);
+      if (fs.kind === 'object' && fs.fields !== undefined) add(`${name}.`, fs.fields);
+      if (fs.kind === 'array' && fs.items?.kind === 'object' && fs.items.fields !== undefined) add(`${name}[].`, fs.items.fields);
+      if (fs.kind === 'map' && fs.items?.kind === 'object' && fs.items.fields !== undefined) add(`${name}.<key>.`, fs.items.fields);
+    }
+  };
+  add('', spec);
+  return rows.join('\n');
+}
+
+/** The reference section of one operator: summary, fields table, examples. */
+export function specToMarkdown(def: OperatorDefinition<any>): string {
+  const out: string[] = [];
+  out.push(`### \`${def.type}\``, '');
+  const meta = [`Category: ${def.category}`];
+  if (def.aliases !== undefined && def.aliases.length > 0) meta.push(`aliases: ${def.aliases.map((a) => `\`${a}\``).join(', ')}`);
+  const inputs = def.inputs ?? { min: 1, max: 1 };
+  meta.push(inputs.min === inputs.max ? `inputs: ${inputs.min}` : `inputs: ${inputs.min} to ${inputs.max === Infinity ? 'any' : inputs.max}`);
+  out.push(`${meta.join(' · ')}`, '', def.summary, '');
+  if (def.description !== undefined) out.push(def.description.trim(), '');
+  out.push('Fields (besides `name`, `type` and `from`):', '', specTable(def.config), '');
+  for (const ex of def.examples ?? []) {
+    out.push(`#### Example: ${ex.title}`, '', '```yaml', ex.yaml.trimEnd(), '```', '');
+  }
+  return out.join('\n');
+}
