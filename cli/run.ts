@@ -15,14 +15,13 @@ export interface RunOptions {
   log?: (line: string) => void;
 }
 
-/** Loads and plans a topology file; the reader schemas it names are added to the serde. */
+/** Loads and plans a topology file. */
 export function planFile(file: string): Plan {
   return planTopology(loadTopology(resolve(file)));
 }
 
 /** Starts a Runner for a planned topology in an environment. */
 export async function startRunner(env: Environment, plan: Plan, opts: RunOptions = {}): Promise<Runner> {
-  for (const s of plan.topology.sources) env.serde.addReaderSchema(s.schema);
   const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, sessionTimeoutMs: opts.sessionTimeoutMs, log: opts.log });
   await runner.start();
   return runner;

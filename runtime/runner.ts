@@ -37,7 +37,7 @@ import { Task, metaChangelogTopic } from './task.ts';
 import type { DeadLetter, InputRef } from './task.ts';
 
 /** What the runner needs from the Avro serde (schemas/serde.ts). */
-export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode'>;
+export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode' | 'addReaderSchema'>;
 
 export interface RunnerOptions {
   plan: Plan;
@@ -134,7 +134,12 @@ export class Runner {
   async start(): Promise<void> {
     await this.adoptPartitionCounts();
     const t = this.plan.topology;
-    for (const sub of this.plan.subtopologies) for (const source of sub.sources) this.subByTopic.set(source.topic, { sub, source });
+    for (const sub of this.plan.subtopologies)
+      for (const source of sub.sources) {
+        this.subByTopic.set(source.topic, { sub, source });
+        // Reader schemas: the sources' own, and the generated ones of repartition topics.
+        this.opts.serde.addReaderSchema(source.schema);
+      }
     await this.admin.createTopics(this.topics());
     for (const sub of this.plan.subtopologies)
       for (const sink of sub.sinks) this.schemaIds.set(sink.topic, await this.opts.serde.register(`${sink.topic}-value`, sink.schema));
@@ -384,6 +389,7 @@ export class Runner {
       try {
         await fn();
       } catch (err) {
+        this.log(`[vigil] ${(err as Error).message}; task ${slot.task.id} is rebuilt from its changelog and resumes at the committed offset`);
         await this.discard(slot);
         throw err;
       }
@@ -459,7 +465,7 @@ export class Runner {
       } catch (err) {
         await tx.abort().catch(() => undefined);
         // Fenced or indeterminate: never retry blindly. Drop the producer and rejoin the group.
-        throw new CommitFailed(`transaction of task ${task.id} failed: ${(err as Error).message}`);
+        throw new CommitFailed(`transaction of task ${task.id} failed (fenced or indeterminate, not retried): ${(err as Error).message}`);
       }
     } else {
       await this.producer!.send(records);
@@ -531,7 +537,10 @@ export class Runner {
     const topology = this.plan.topology.name;
     let restoring = 0;
     let running = 0;
-    for (const s of this.slots.values()) (s.restored ? running++ : restoring++);
+    for (const s of this.slots.values()) {
+      if (s.restored) running++;
+      else restoring++;
+    }
     this.metrics.tasks.set({ topology, state: 'restoring' }, restoring);
     this.metrics.tasks.set({ topology, state: 'running' }, running);
   }

@@ -121,7 +121,14 @@ export const sinkSpec: ConfigSpec = {
   name: { kind: 'string', pattern: NAME_PATTERN, description: 'Unique name of the sink.' },
   from: { kind: 'string', optional: true, pattern: NAME_PATTERN, description: 'The operator or source whose records are written. Default: the last operator.' },
   topic: { kind: 'string', pattern: TOPIC_PATTERN, description: 'Kafka topic to write.' },
-  schema: { kind: 'schema', description: 'Fullname of the writer schema. The records reaching the sink must fill it: every field without a default must be produced, with a fitting type.', examples: ['vigil.alerting.Alert'] },
+  schema: {
+    kind: 'schema',
+    optional: true,
+    description:
+      'Fullname of the writer schema. The records reaching the sink must fill it: every field without a default must be produced, with a fitting type. ' +
+      'Default: the schema of the records reaching the sink (e.g. an aggregate\'s generated `vigil.generated.*` schema), registered under `<topic>-value`.',
+    examples: ['vigil.alerting.Alert'],
+  },
   key: { kind: 'field', optional: true, description: 'Field of the written record used as the Kafka key. Default: keep the record\'s key.', examples: ['entity'] },
   partitions: { kind: 'integer', optional: true, min: 1, max: 10_000, description: 'Partition count when Vigil creates the topic. Default: the largest partition count of the sources feeding it.' },
 };
@@ -926,18 +933,19 @@ class Loader {
       const r = parseConfig<Record<string, unknown>>(sinkSpec, raw, this.specContext(what, schema));
       for (const i of r.issues) this.issue(path, i);
       this.schemaProblem(schemaName, [...path, 'schema']);
-      if (r.issues.length > 0 || schema === undefined || s.from === undefined) continue;
+      if (r.issues.length > 0 || s.from === undefined) continue;
+      if (schemaName !== undefined && schema === undefined) continue;
       const upstream = sourceBy.get(s.from)?.def?.schema ?? opBy.get(s.from)?.output;
       if (upstream === undefined) continue;
-      if (!this.checkFill(upstream, schema, s.from, what, [...path, 'schema'])) continue;
+      if (schema !== undefined && !this.checkFill(upstream, schema, s.from, what, [...path, 'schema'])) continue;
       const c = r.config;
       this.sinkIndex.set(c.name as string, s.index);
       out.push({
         name: c.name as string,
         from: s.from,
         topic: c.topic as string,
-        schemaName: schemaName as string,
-        schema,
+        schemaName: schema !== undefined ? (schemaName as string) : schemaFullname(upstream),
+        schema: schema ?? upstream,
         ...(c.key !== undefined ? { keyField: c.key as string } : {}),
         partitions: (c.partitions as number | undefined) ?? partitionsOf(s.from),
         at: this.position(path),

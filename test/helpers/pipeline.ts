@@ -43,7 +43,6 @@ export function topologyFile(yaml: string): string {
 }
 
 export async function startRunner(plan: Plan, serde: AvroSerde, opts: { metricsPort?: number } = {}): Promise<Runner> {
-  for (const s of plan.topology.sources) serde.addReaderSchema(s.schema);
   const runner = new Runner({ plan, brokers: brokers(), serde, metricsPort: opts.metricsPort, tickMs: 200, log: () => {} });
   await runner.start();
   return runner;

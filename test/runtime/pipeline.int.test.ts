@@ -186,7 +186,7 @@ describe('a topology on the real broker', () => {
       },
     });
     const want = new Set(values.map((v) => `${v.host}:${v.timestamp}`));
-    const first = spawnVigil(['run', file, '--metrics-port', '0'], env);
+    const first = spawnVigil(['run', file, '--metrics-port', '0', '--session-timeout', '8000'], env);
     try {
       // Produce while it runs (paced over several seconds); kill it once part of the output is there.
       const producing = produceRaw(records, { chunk: 100, pauseMs: 100 });
@@ -202,7 +202,7 @@ describe('a topology on the real broker', () => {
     const beforeRestart = new Set(seen).size;
     expect(beforeRestart).toBeLessThan(want.size);
 
-    const second = spawnVigil(['run', file, '--metrics-port', '0'], env);
+    const second = spawnVigil(['run', file, '--metrics-port', '0', '--session-timeout', '8000'], env);
     try {
       await waitFor(() => [...want].every((id) => seen.includes(id)), 120_000, `all ${want.size} inputs in the output (second run: ${second.output().slice(-500)})`);
       // A graceful stop (SIGTERM) ends with exit code 0.
