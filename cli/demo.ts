@@ -49,7 +49,7 @@ export function registerDemo(program: Command): void {
             onProgress: (n) => produced.set(s.topic, n),
           }),
         );
-      const sinks = plan.topology.sinks.map((s) => s.topic);
+      const sinks = [...new Set(plan.topology.sinks.map((s) => s.topic))];
       const outCount = new Map<string, number>();
       let chain = Promise.resolve();
       const readers = [...sinks, plan.topology.deadLetterTopic].map((topic) =>
@@ -82,5 +82,7 @@ export function registerDemo(program: Command): void {
       const ins = [...produced].reduce((a, [, n]) => a + n, 0);
       const outs = sinks.reduce((a, t) => a + (outCount.get(t) ?? 0), 0);
       log(`[vigil] demo done: ${ins} telemetry records in, ${outs} records out, ${outCount.get(plan.topology.deadLetterTopic) ?? 0} dead letters`);
+      // A bounded run (CI) must have shown the loop working end to end.
+      if (o.duration && (ins === 0 || outs === 0)) throw new Error('the demo produced telemetry but no records came out');
     });
 }
