@@ -97,9 +97,19 @@ describe('a topology on the real broker', () => {
     const expected = values.filter(isHot);
     expect(expected.length).toBeGreaterThan(10);
 
-    const runner = await startRunner(planYaml(topology(name, input, output)), registry.serde);
+    const runner = await startRunner(planYaml(topology(name, input, output)), registry.serde, { metricsPort: 0 });
     try {
       const out = await readUntil(output, expected.length);
+      // Observability: Prometheus metrics per operator, and readiness once restored.
+      const health = await fetch(`${runner.metricsUrl}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: 'ready', topology: name });
+      const metrics = await (await fetch(`${runner.metricsUrl}/metrics`)).text();
+      expect(metrics).toContain(`vigil_operator_records_in_total{topology="${name}",node="sane"} ${values.length}`);
+      expect(metrics).toContain(`vigil_operator_records_out_total{topology="${name}",node="hot"} ${expected.length}`);
+      expect(metrics).toMatch(new RegExp(`vigil_records_consumed_total\\{topology="${name}",topic="${input}"\\} ${values.length}`));
+      expect(metrics).toMatch(/vigil_commit_seconds_count\{[^}]*guarantee="at_least_once"\} [1-9]/);
+      expect(metrics).toMatch(/vigil_consumer_lag\{/);
       const alerts = await Promise.all(out.map(async (r) => ({ key: r.key?.toString(), value: (await registry.serde.decodeAsync(r.value!)).value })));
       const byId = new Map(alerts.map((a) => [a.value.id as string, a]));
       expect(byId.size).toBe(expected.length);
