@@ -50,8 +50,7 @@ export interface BatchControls {
 export interface GroupConsumer {
   subscribe(topics: string[], fromBeginning: boolean): Promise<void>;
   run(opts: {
-    /** Resolving to false leaves the fetch position where it was (e.g. after a seek). */
-    eachBatch: (batch: ConsumedBatch, controls: BatchControls) => Promise<boolean | void>;
+    eachBatch: (batch: ConsumedBatch, controls: BatchControls) => Promise<void>;
     /** Called with the full assignment after each rebalance (kafkajs rebalances eagerly). */
     onAssignment: (assignment: Array<{ topic: string; partition: number }>) => void;
     concurrency?: number;
@@ -282,12 +281,9 @@ export class KafkaClient {
             const last = batch.messages[batch.messages.length - 1]!.offset;
             const nextOffset = (BigInt(last) + 1n).toString();
             const lag = Number(BigInt(batch.highWatermark) - BigInt(nextOffset));
-            const advance = await eachBatch(
-              { topic: batch.topic, partition: batch.partition, records, nextOffset, lag },
-              { heartbeat, isRunning, isStale },
-            );
-            // Only a batch that returned normally (and did not ask otherwise) advances the position.
-            if (advance !== false) resolveOffset(last);
+            await eachBatch({ topic: batch.topic, partition: batch.partition, records, nextOffset, lag }, { heartbeat, isRunning, isStale });
+            // Only a batch that returned normally advances the fetch position.
+            resolveOffset(last);
           },
         });
       },

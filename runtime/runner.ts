@@ -70,8 +70,14 @@ interface TaskSlot {
   /** Serialises batch processing, punctuation and commits of this task. */
   chain: Promise<unknown>;
   discarded: boolean;
-  /** The group's committed offset per input topic when the task was built: where processing resumes. */
-  committed: Map<string, bigint>;
+  /**
+   * Per input topic, the offset after the last record this task's state includes: the group's
+   * committed offset once restored, then each processed batch's end. kafkajs resets fetch
+   * positions to the committed offsets on every rebalance, possibly read before the last
+   * transaction's offsets were stable; records below this offset are already in the state and are
+   * skipped, never processed twice.
+   */
+  next: Map<string, bigint>;
 }
 
 /** A failed commit: kafkajs retries the batch (on a rebuilt task) and, past its retries, restarts the consumer. */
@@ -253,7 +259,7 @@ export class Runner {
       sink: (sink, record, input) => this.emit(slot, sink, record, input),
       deadLetter: (dl) => this.deadLetter(slot, dl),
     }, (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }));
-    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, committed: new Map() };
+    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map() };
     slot.ready = this.prepare(slot);
     slot.ready.catch(() => undefined);
     this.slots.set(task.id, slot);
@@ -273,7 +279,7 @@ export class Runner {
     task.afterRestore();
     for (const src of slot.sub.sources) {
       const c = (await this.admin.groupOffsets(this.groupId, src.topic)).find((o) => o.partition === task.partition);
-      if (c && BigInt(c.offset) >= 0n) slot.committed.set(src.topic, BigInt(c.offset));
+      if (c && BigInt(c.offset) >= 0n) slot.next.set(src.topic, BigInt(c.offset));
     }
     slot.restored = true;
     this.updateTaskGauges();
@@ -344,10 +350,9 @@ export class Runner {
     this.log(`[vigil] task ${task.id} restored ${restored} changelog records in ${secs.toFixed(2)} s (${Math.round(rate)} records/s)`);
   }
 
-  /** Handles one fetched batch; returns false when the batch must not advance the fetch position. */
-  private async onBatch(batch: ConsumedBatch, controls: BatchControls): Promise<boolean> {
+  private async onBatch(batch: ConsumedBatch, controls: BatchControls): Promise<void> {
     const entry = this.subByTopic.get(batch.topic);
-    if (!entry) return true;
+    if (!entry) return;
     const id = `${entry.sub.id}_${batch.partition}`;
     let slot = this.slots.get(id);
     if (!slot) {
@@ -364,22 +369,16 @@ export class Runner {
       if (restoring) await controls.heartbeat();
     }
     await slot.ready;
-    // Resume exactly at the committed offset the restored state corresponds to.
-    const committed = slot.committed.get(batch.topic);
-    if (committed !== undefined) {
-      slot.committed.delete(batch.topic);
-      const first = BigInt(batch.records[0]!.offset);
-      if (first > committed) {
-        this.consumer!.seek({ topic: batch.topic, partition: batch.partition, offset: committed.toString() });
-        return false;
-      }
-      if (first < committed) batch = { ...batch, records: batch.records.filter((r) => BigInt(r.offset) >= committed) };
-      if (batch.records.length === 0) return true;
+    // Skip what the state already includes (a position reset by a rebalance). A batch that starts
+    // later than expected is normal: transaction markers and compaction leave offset gaps.
+    const next = slot.next.get(batch.topic);
+    if (next !== undefined && BigInt(batch.records[0]!.offset) < next) {
+      batch = { ...batch, records: batch.records.filter((r) => BigInt(r.offset) >= next) };
+      if (batch.records.length === 0) return;
     }
     this.metrics.lag.set({ topology: this.plan.topology.name, topic: batch.topic, partition: String(batch.partition) }, batch.lag);
     const s = slot;
     await this.serial(s, () => this.processBatch(s, entry.source, batch));
-    return true;
   }
 
   /** Runs `fn` after everything queued on the task; a failure discards the task's state. */
@@ -419,6 +418,7 @@ export class Runner {
     this.metrics.consumed.inc({ topology, topic: batch.topic }, batch.records.length);
     this.exportCounters(slot);
     await this.commit(slot, [{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
+    slot.next.set(batch.topic, BigInt(batch.nextOffset));
   }
 
   private emit(slot: TaskSlot, sink: PlanSink, record: StreamRecord, input: InputRef | undefined): void {

@@ -1,6 +1,7 @@
 // Crash, fencing and scale-out tests of stateful processing on the real broker, against a
 // reference computation: `vigil run` processes are killed (SIGKILL), paused (SIGSTOP) and
 // restarted while they aggregate windows; the committed output is compared window by window.
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopic } from '../../connectors/topic-reader.ts';
 import { brokers, createTopics, uniqueName } from '../kafka.ts';
@@ -102,6 +103,7 @@ describe('stateful processing survives crashes', () => {
     const last = start('final');
     try {
       const got = await finish(watch, sc, () => logs + last.output(), producing);
+      if (process.env.VIGIL_KEEP_LOGS) writeFileSync(process.env.VIGIL_KEEP_LOGS, logs + last.output());
       expectExactly(got, sc);
     } finally {
       last.kill('SIGTERM');
