@@ -78,6 +78,12 @@ export interface BatchProducer {
   /** Sends records (acks=all, idempotent) and resolves once all are acknowledged. */
   send(records: OutRecord[]): Promise<void>;
   transaction(): Promise<TransactionHandle>;
+  /**
+   * Transactional producers: registers the transactional id with the coordinator (InitProducerId),
+   * which fences any previous producer with the same id and waits until a transaction it was
+   * completing has completed. Nothing is sent.
+   */
+  fence(): Promise<void>;
   disconnect(): Promise<void>;
 }
 
@@ -351,6 +357,12 @@ export class KafkaClient {
           commit: () => tx.commit(),
           abort: () => tx.abort(),
         };
+      },
+      async fence() {
+        // kafkajs initialises the transactional producer id on the first transaction() only; an
+        // empty transaction is aborted without an EndTxn request.
+        const tx = await producer.transaction();
+        await tx.abort();
       },
       disconnect: () => producer.disconnect(),
     };

@@ -274,6 +274,11 @@ export class Runner {
       const producer = this.client.producer({ transactionalId: `${this.plan.topology.name}-${task.sub.id}-${task.partition}` });
       await producer.connect();
       slot.producer = producer;
+      // kafkajs registers the transactional id only when a first transaction begins (connect()
+      // does not): begin and abort an empty one now, so the fence is up — and a transaction the
+      // previous owner was committing has completed — before the changelog and the committed
+      // offsets are read.
+      await producer.fence();
     }
     await this.restore(slot);
     task.afterRestore();

@@ -24,6 +24,8 @@ afterAll(async () => {
 /** Collects the output (read_committed) in the background while processes come and go. */
 function watchOutput(sc: WindowScenario) {
   const values: Array<Record<string, unknown>> = [];
+  const offsets = new Set<string>();
+  let rereads = 0;
   const abort = new AbortController();
   let decoding = Promise.resolve();
   const reading = readTopic({
@@ -32,12 +34,17 @@ function watchOutput(sc: WindowScenario) {
     readCommitted: true,
     signal: abort.signal,
     onRecord: (r) => {
-      decoding = decoding.then(async () => void values.push((await registry.serde.decodeAsync(r.value!)).value));
+      const at = `${r.partition}:${r.offset}`;
+      if (offsets.has(at)) rereads++;
+      offsets.add(at);
+      decoding = decoding.then(async () => void values.push({ ...(await registry.serde.decodeAsync(r.value!)).value, at }));
     },
   });
   const windows = () => collect(values).size;
   return {
     values,
+    /** Output records the reader saw twice (a reader problem, not a duplicate in the topic). */
+    rereads: () => rereads,
     windows,
     async stop() {
       abort.abort();
@@ -103,7 +110,10 @@ describe('stateful processing survives crashes', () => {
     const last = start('final');
     try {
       const got = await finish(watch, sc, () => logs + last.output(), producing);
-      if (process.env.VIGIL_KEEP_LOGS) writeFileSync(process.env.VIGIL_KEEP_LOGS, logs + last.output());
+      if (process.env.VIGIL_KEEP_LOGS) {
+        writeFileSync(process.env.VIGIL_KEEP_LOGS, logs + last.output());
+        writeFileSync(`${process.env.VIGIL_KEEP_LOGS}.values.json`, JSON.stringify({ rereads: watch.rereads(), values: watch.values }));
+      }
       expectExactly(got, sc);
     } finally {
       last.kill('SIGTERM');
