@@ -31,6 +31,15 @@ export interface ManagedStore {
 
 const TOMBSTONE = Symbol('tombstone');
 
+/** Turns a store's change set into changelog records (JSON values, null = tombstone) and clears it. */
+function drain<V>(dirty: Map<string, V | typeof TOMBSTONE>): ChangelogEntry[] {
+  if (dirty.size === 0) return [];
+  const out: ChangelogEntry[] = [];
+  for (const [key, v] of dirty) out.push({ key, value: v === TOMBSTONE ? null : JSON.stringify(v) });
+  dirty.clear();
+  return out;
+}
+
 export class MemoryKeyValueStore<V> implements KeyValueStore<V>, ManagedStore {
   private readonly map = new Map<string, V>();
   private readonly dirty = new Map<string, V | typeof TOMBSTONE>();
@@ -61,11 +70,7 @@ export class MemoryKeyValueStore<V> implements KeyValueStore<V>, ManagedStore {
   }
 
   drainChanges(): ChangelogEntry[] {
-    if (this.dirty.size === 0) return [];
-    const out: ChangelogEntry[] = [];
-    for (const [key, v] of this.dirty) out.push({ key, value: v === TOMBSTONE ? null : JSON.stringify(v) });
-    this.dirty.clear();
-    return out;
+    return drain(this.dirty);
   }
 
   restore(key: string, value: Buffer | null): void {
@@ -135,11 +140,7 @@ export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
   }
 
   drainChanges(): ChangelogEntry[] {
-    if (this.dirty.size === 0) return [];
-    const out: ChangelogEntry[] = [];
-    for (const [key, v] of this.dirty) out.push({ key, value: v === TOMBSTONE ? null : JSON.stringify(v) });
-    this.dirty.clear();
-    return out;
+    return drain(this.dirty);
   }
 
   restore(changelogKey: string, value: Buffer | null): void {

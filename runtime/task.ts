@@ -10,21 +10,14 @@ import type {
   KeyValueStore,
   WindowStore,
 } from '../operators/types.ts';
+import type { ConsumedRecord } from '../connectors/kafka-client.ts';
 import type { PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
 import { MemoryKeyValueStore, MemoryWindowStore } from './stores.ts';
 import type { ManagedStore } from './stores.ts';
 import { TimerQueue } from './timers.ts';
 
 /** The raw input record a processed record came from (for dead letters: nothing is lost). */
-export interface InputRef {
-  topic: string;
-  partition: number;
-  offset: string;
-  key: Buffer | null;
-  value: Buffer | null;
-  timestamp: number;
-  headers: Record<string, string>;
-}
+export type InputRef = ConsumedRecord;
 
 export interface DeadLetter {
   /** Where it failed: decode, operator, encode, produce. */

@@ -17,6 +17,7 @@ import type { StreamRecord } from '../../operators/types.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
 import { aggregatePlan } from './aggregate-fixtures.ts';
 import type { Sample } from './aggregate-fixtures.ts';
+import { prng as mulberry32 } from '../../connectors/telemetry-generator.ts';
 
 const MAX_OOO = 2000;
 const GRACE = 1000;
@@ -53,16 +54,6 @@ const AGGREGATIONS = {
   p99: { fn: 'percentile', field: 'value', p: 0.99 },
 };
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function telemetry(seed: number, n: number): Sample[] {
   const rnd = mulberry32(seed);

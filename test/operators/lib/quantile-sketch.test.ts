@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import sketches from '@datadog/sketches-js';
 import { QuantileSketch } from '../../../operators/lib/quantile-sketch.ts';
 import type { SketchState } from '../../../operators/lib/quantile-sketch.ts';
+import { prng } from '../../../connectors/telemetry-generator.ts';
 
 const { DDSketch } = sketches;
 
@@ -11,16 +12,6 @@ function exact(values: number[], q: number): number {
   return sorted[Math.floor(q * (sorted.length - 1))]!;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const QS = [0, 0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1];
 
