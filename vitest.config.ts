@@ -11,6 +11,8 @@ export default defineConfig({
           name: 'unit',
           include: ['test/**/*.test.ts'],
           exclude: ['test/**/*.int.test.ts', 'node_modules/**'],
+          // A safety net, not a speed assertion: the property tests take seconds, more on a loaded CI box.
+          testTimeout: 60_000,
         },
       },
       {
