@@ -33,7 +33,7 @@ import { planTopology } from '../topology/plan.ts';
 import { deadLetterRecord } from './dead-letter.ts';
 import { sinkKey } from './keys.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
-import { Task, metaChangelogTopic } from './task.ts';
+import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, upstreamTaskCounts } from './task.ts';
 import type { DeadLetter, InputRef } from './task.ts';
 
 /** What the runner needs from the Avro serde (schemas/serde.ts). */
@@ -78,6 +78,8 @@ interface TaskSlot {
    * skipped, never processed twice.
    */
   next: Map<string, bigint>;
+  /** The watermark last broadcast to the repartition topics this task writes. */
+  broadcast: number;
 }
 
 /** A failed commit: kafkajs retries the batch (on a rebuilt task) and, past its retries, restarts the consumer. */
@@ -98,6 +100,9 @@ export class Runner {
   private readonly slots = new Map<string, TaskSlot>();
   private readonly subByTopic = new Map<string, { sub: SubTopology; source: PlanSource }>();
   private readonly schemaIds = new Map<string, number>();
+  /** Repartition topics: partition count, and how many upstream tasks write each. */
+  private repartitions = new Map<string, number>();
+  private upstreamTasks = new Map<string, number>();
   private consumer?: GroupConsumer;
   private producer?: BatchProducer;
   private ticker?: NodeJS.Timeout;
@@ -140,6 +145,8 @@ export class Runner {
   async start(): Promise<void> {
     await this.adoptPartitionCounts();
     const t = this.plan.topology;
+    this.repartitions = new Map(this.plan.internalTopics.filter((it) => it.kind === 'repartition').map((it) => [it.name, it.partitions]));
+    this.upstreamTasks = upstreamTaskCounts(this.plan.subtopologies);
     for (const sub of this.plan.subtopologies)
       for (const source of sub.sources) {
         this.subByTopic.set(source.topic, { sub, source });
@@ -258,8 +265,8 @@ export class Runner {
       now: () => Date.now(),
       sink: (sink, record, input) => this.emit(slot, sink, record, input),
       deadLetter: (dl) => this.deadLetter(slot, dl),
-    }, (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }));
-    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map() };
+    }, (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }), this.upstreamTasks);
+    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: Number.NEGATIVE_INFINITY };
     slot.ready = this.prepare(slot);
     slot.ready.catch(() => undefined);
     this.slots.set(task.id, slot);
@@ -408,6 +415,10 @@ export class Runner {
     const topology = this.plan.topology.name;
     await serde.prepareBatch(batch.records.map((r) => r.value));
     for (const r of batch.records) {
+      if (r.value === null && r.headers[CONTROL_HEADER] === 'watermark') {
+        task.watermarkMarker(batch.topic, r.headers);
+        continue;
+      }
       let value: Record<string, unknown>;
       try {
         if (r.value === null) throw Object.assign(new Error('record has no value (null)'), { code: 'null-value' });
@@ -442,7 +453,9 @@ export class Runner {
       return;
     }
     const key = sinkKey(sink, record);
-    slot.out.push({ topic: sink.topic, key, value, timestamp: record.timestamp });
+    const out: OutRecord = { topic: sink.topic, key, value, timestamp: record.timestamp };
+    if (sink.internal) out.headers = { [WATERMARK_HEADER]: String(slot.task.watermark), [WATERMARK_TASK_HEADER]: slot.task.id };
+    slot.out.push(out);
   }
 
   private deadLetter(slot: TaskSlot, dl: DeadLetter): void {
@@ -456,6 +469,7 @@ export class Runner {
     const { task } = slot;
     const records = slot.out;
     slot.out = [];
+    this.broadcastWatermark(slot, records);
     for (const store of task.stores)
       for (const c of store.drainChanges())
         records.push({ topic: store.changelogTopic, partition: task.partition, key: c.key, value: c.value === null ? null : Buffer.from(c.value) });
@@ -481,6 +495,21 @@ export class Runner {
     const perTopic = new Map<string, number>();
     for (const r of records) perTopic.set(r.topic, (perTopic.get(r.topic) ?? 0) + 1);
     for (const [topic, n] of perTopic) this.metrics.produced.inc({ topology, topic }, n);
+  }
+
+  /** Appends watermark markers for every partition of the repartition topics the task writes, when its watermark advanced. */
+  private broadcastWatermark(slot: TaskSlot, records: OutRecord[]): void {
+    const wm = slot.task.watermark;
+    if (wm <= slot.broadcast) return;
+    let any = false;
+    for (const sink of slot.sub.sinks) {
+      const partitions = sink.internal ? this.repartitions.get(sink.topic) : undefined;
+      if (partitions === undefined) continue;
+      any = true;
+      const headers = { [CONTROL_HEADER]: 'watermark', [WATERMARK_HEADER]: String(wm), [WATERMARK_TASK_HEADER]: slot.task.id };
+      for (let p = 0; p < partitions; p++) records.push({ topic: sink.topic, partition: p, key: null, value: null, headers });
+    }
+    if (any) slot.broadcast = wm;
   }
 
   /** Wall-clock punctuation, idle inputs, and gauges; outputs commit without offsets. */

@@ -53,11 +53,32 @@ interface InputState {
   maxTs: number;
   /** Wall-clock time of the last record (or of task start). */
   lastSeen: number;
+  /** Repartition inputs: the watermark of each upstream task, and how many upstream tasks there are. */
+  upstream?: { expected: number; since: number; tasks: Map<string, { wm: number; seen: number }> };
 }
 
 type Target = (rec: StreamRecord) => void;
 
 const NEG_INF = Number.NEGATIVE_INFINITY;
+
+/**
+ * Watermark propagation through repartition topics (as Flink propagates watermarks between
+ * operators): every record a task writes to a repartition topic carries the writing task's id and
+ * watermark in these headers, and the runner also sends watermark-only markers (no value) to every
+ * partition of the topic when a task's watermark advances. A downstream task's watermark for that
+ * input is the minimum over the upstream tasks, so records regrouped from several upstream tasks
+ * are never late merely because another upstream task ran ahead.
+ */
+export const WATERMARK_HEADER = 'vigil.wm';
+export const WATERMARK_TASK_HEADER = 'vigil.wm.task';
+export const CONTROL_HEADER = 'vigil.control';
+
+/** For each repartition topic of a plan: how many upstream tasks write it (their watermarks are merged). */
+export function upstreamTaskCounts(subs: readonly SubTopology[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const sub of subs) for (const sink of sub.sinks) if (sink.internal) out.set(sink.topic, sub.partitions);
+  return out;
+}
 
 /** Name of the changelog topic that backs a task's runtime metadata (timers, stream time). */
 export function metaChangelogTopic(topology: string, subtopology: number): string {
@@ -172,6 +193,8 @@ export class Task {
     readonly partition: number,
     readonly hooks: TaskHooks,
     create: (node: SubTopology['nodes'][number]) => OperatorInstance,
+    /** upstreamTaskCounts(plan.subtopologies): repartition inputs take their watermark from upstream tasks. */
+    upstreamTasks: ReadonlyMap<string, number> = new Map(),
   ) {
     this.id = `${sub.id}_${partition}`;
     this.meta = new MemoryKeyValueStore(`__meta`, metaChangelogTopic(topology, sub.id));
@@ -198,7 +221,14 @@ export class Task {
     for (const n of sub.nodes) this.nodes.get(n.name)!.targets = n.downstream.map(targetOf);
     for (const s of sub.sources) {
       this.entry.set(s.topic, s.downstream.map(targetOf));
-      this.inputs.set(s.topic, { source: s, maxTs: NEG_INF, lastSeen: hooks.now() });
+      const expected = upstreamTasks.get(s.topic);
+      const now = hooks.now();
+      this.inputs.set(s.topic, {
+        source: s,
+        maxTs: NEG_INF,
+        lastSeen: now,
+        ...(expected !== undefined ? { upstream: { expected, since: now, tasks: new Map() } } : {}),
+      });
     }
     // Instances are created last, so a constructor may already look at its stores.
     for (const n of sub.nodes) {
@@ -211,10 +241,16 @@ export class Task {
   /** Called once restore has filled the stores: rebuilds timers and stream time from the metadata store. */
   afterRestore(): void {
     this.timers.reload();
+    const now = this.hooks.now();
     for (const [k, v] of this.meta.entries()) {
-      if (!k.startsWith('w\u0000')) continue;
-      const input = this.inputs.get(k.slice(2));
-      if (input && typeof v === 'number') input.maxTs = v;
+      if (typeof v !== 'number') continue;
+      if (k.startsWith('w\u0000')) {
+        const input = this.inputs.get(k.slice(2));
+        if (input) input.maxTs = v;
+      } else if (k.startsWith('u\u0000')) {
+        const [, topic, upstream] = k.split('\u0000');
+        this.inputs.get(topic!)?.upstream?.tasks.set(upstream!, { wm: v, seen: now });
+      }
     }
     this.watermark = this.computeWatermark();
   }
@@ -237,6 +273,7 @@ export class Task {
     this.current = input;
     for (let i = 0; i < targets.length; i++) targets[i]!(record);
     state.lastSeen = this.hooks.now();
+    if (state.upstream && input) this.observeHeaders(state, topic, input.headers);
     if (record.timestamp > state.maxTs) {
       state.maxTs = record.timestamp;
       this.meta.put(`w\u0000${topic}`, record.timestamp);
@@ -252,6 +289,28 @@ export class Task {
     await Promise.all(p);
     this.current = undefined;
     this.advance();
+  }
+
+  /** A watermark-only marker from an upstream task (a record with no value on a repartition topic). */
+  watermarkMarker(topic: string, headers: Record<string, string>): void {
+    const state = this.inputs.get(topic);
+    if (!state?.upstream) return;
+    state.lastSeen = this.hooks.now();
+    this.observeHeaders(state, topic, headers);
+    this.advance();
+  }
+
+  private observeHeaders(state: InputState, topic: string, headers: Record<string, string>): void {
+    const from = headers[WATERMARK_TASK_HEADER];
+    const wm = Number(headers[WATERMARK_HEADER]);
+    if (from === undefined || Number.isNaN(wm)) return;
+    const known = state.upstream!.tasks.get(from);
+    if (known && known.wm >= wm) {
+      known.seen = state.lastSeen;
+      return;
+    }
+    state.upstream!.tasks.set(from, { wm, seen: state.lastSeen });
+    this.meta.put(`u\u0000${topic}\u0000${from}`, wm);
   }
 
   /** Re-evaluates the watermark (also called by the runner's wall-clock tick for idle inputs). */
@@ -289,12 +348,28 @@ export class Task {
     let max = NEG_INF;
     const now = this.hooks.now();
     for (const s of this.inputs.values()) {
-      const wm = s.maxTs === NEG_INF ? NEG_INF : s.maxTs - s.source.maxOutOfOrderMs;
+      const wm = s.upstream ? this.upstreamWatermark(s.upstream, s.source.idleTimeoutMs, now) : s.maxTs === NEG_INF ? NEG_INF : s.maxTs - s.source.maxOutOfOrderMs;
       if (wm > max) max = wm;
       const idle = this.inputs.size > 1 && now - s.lastSeen >= s.source.idleTimeoutMs;
       if (!idle && wm < min) min = wm;
     }
     // All inputs idle: let the most advanced one drive stream time rather than stall forever.
+    return min === Number.POSITIVE_INFINITY ? max : min;
+  }
+
+  /**
+   * The minimum over the upstream tasks' watermarks. Until every upstream task has reported, the
+   * input waits (for at most the idle timeout); an upstream task silent for longer than the idle
+   * timeout stops holding the others back.
+   */
+  private upstreamWatermark(u: NonNullable<InputState['upstream']>, idleMs: number, now: number): number {
+    if (u.tasks.size < u.expected && now - u.since < idleMs) return NEG_INF;
+    let min = Number.POSITIVE_INFINITY;
+    let max = NEG_INF;
+    for (const t of u.tasks.values()) {
+      if (t.wm > max) max = t.wm;
+      if (now - t.seen < idleMs && t.wm < min) min = t.wm;
+    }
     return min === Number.POSITIVE_INFINITY ? max : min;
   }
 

@@ -6,7 +6,7 @@ import avro from 'avsc';
 import type { Type } from 'avsc';
 import type { StreamRecord } from '../operators/types.ts';
 import type { Plan, PlanSink, SubTopology } from '../topology/types.ts';
-import { Task } from './task.ts';
+import { Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, upstreamTaskCounts } from './task.ts';
 import { sinkKey } from './keys.ts';
 import type { DeadLetter, InputRef, TaskHooks } from './task.ts';
 import type { ChangelogEntry } from './stores.ts';
@@ -38,6 +38,9 @@ export class TestDriver {
   /** Everything written to changelogs so far, per topic and partition, in order (for restart()). */
   private readonly changelogs = new Map<string, ChangelogEntry[]>();
   private offset = 0;
+  private readonly upstreamTasks: Map<string, number>;
+  /** Per task: the watermark last broadcast to the repartition topics it writes. */
+  private broadcast = new Map<string, number>();
   private roundRobin = 0;
 
   constructor(
@@ -45,6 +48,7 @@ export class TestDriver {
     opts: { wallClock?: number } = {},
   ) {
     this.wall = opts.wallClock ?? 0;
+    this.upstreamTasks = upstreamTaskCounts(plan.subtopologies);
     this.createTasks();
   }
 
@@ -114,17 +118,23 @@ export class TestDriver {
   restart(): void {
     for (const t of this.tasks.values()) void t.close();
     this.tasks.clear();
+    this.broadcast = new Map();
     this.createTasks();
   }
 
   private createTasks(): void {
     for (const sub of this.plan.subtopologies)
       for (let p = 0; p < sub.partitions; p++) {
-        const t = new Task(this.plan.topology.name, sub, p, this.hooks(), (n) => n.def.create(n.config, {
-          input: n.inputSchemas[0]!,
-          inputs: n.inputSchemas,
-          name: n.name,
-        }));
+        const self: { task?: Task } = {};
+        const t = new Task(
+          this.plan.topology.name,
+          sub,
+          p,
+          this.hooks(self),
+          (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }),
+          this.upstreamTasks,
+        );
+        self.task = t;
         for (const store of t.stores)
           for (const e of this.changelogs.get(`${store.changelogTopic}/${p}`) ?? [])
             store.restore(e.key, e.value === null ? null : Buffer.from(e.value));
@@ -133,15 +143,15 @@ export class TestDriver {
       }
   }
 
-  private hooks(): TaskHooks {
+  private hooks(self: { task?: Task }): TaskHooks {
     return {
       now: () => this.wall,
       deadLetter: (dl) => this.dead.push(dl),
-      sink: (sink, record, input) => this.emit(sink, record, input),
+      sink: (sink, record, input) => this.emit(sink, record, input, self.task!),
     };
   }
 
-  private emit(sink: PlanSink, record: StreamRecord, input: InputRef | undefined): void {
+  private emit(sink: PlanSink, record: StreamRecord, input: InputRef | undefined, from: Task): void {
     const type = this.typeOf(sink.schema);
     let value: Record<string, unknown>;
     try {
@@ -153,12 +163,22 @@ export class TestDriver {
     const out: StreamRecord = { key: record.key, value, timestamp: record.timestamp };
     out.key = sinkKey(sink, out);
     if (sink.internal) {
-      // A repartition topic: feed the consuming sub-topology, partitioned by key.
+      // A repartition topic: feed the consuming sub-topology, partitioned by key, with the
+      // writing task's watermark in the headers as the runner writes it.
       for (const sub of this.plan.subtopologies) {
         const src = sub.sources.find((s) => s.topic === sink.topic);
         if (!src) continue;
-        const task = this.task(sub, partitionOf(out.key, sub.partitions, 0));
-        const r = task.process(src.topic, out, input);
+        const partition = partitionOf(out.key, sub.partitions, 0);
+        const ref: InputRef = {
+          topic: sink.topic,
+          partition,
+          offset: String(this.offset++),
+          key: out.key === null ? null : Buffer.from(out.key),
+          value: type.toBuffer(value),
+          timestamp: out.timestamp,
+          headers: { [WATERMARK_HEADER]: String(from.watermark), [WATERMARK_TASK_HEADER]: from.id },
+        };
+        const r = this.task(sub, partition).process(src.topic, out, ref);
         if (r) throw new Error('asynchronous operators need pipeAsync()');
       }
       return;
@@ -168,7 +188,26 @@ export class TestDriver {
     list.push(out);
   }
 
+  /** Sends watermark markers from tasks whose watermark advanced to every task reading their repartition topics. */
+  private broadcastWatermarks(): void {
+    for (const from of this.tasks.values()) {
+      const wm = from.watermark;
+      if (wm <= (this.broadcast.get(from.id) ?? Number.NEGATIVE_INFINITY)) continue;
+      let any = false;
+      for (const sink of from.sub.sinks) {
+        if (!sink.internal) continue;
+        any = true;
+        for (const sub of this.plan.subtopologies)
+          if (sub.sources.some((s) => s.topic === sink.topic))
+            for (let p = 0; p < sub.partitions; p++)
+              this.task(sub, p).watermarkMarker(sink.topic, { [WATERMARK_HEADER]: String(wm), [WATERMARK_TASK_HEADER]: from.id });
+      }
+      if (any) this.broadcast.set(from.id, wm);
+    }
+  }
+
   private commit(): void {
+    this.broadcastWatermarks();
     for (const t of this.tasks.values())
       for (const store of t.stores) {
         const changes = store.drainChanges();

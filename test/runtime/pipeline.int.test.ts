@@ -1,6 +1,7 @@
 // End to end on the real broker: Avro telemetry in, transformed and filtered alerts out;
 // poison records to the dead-letter topic; a killed and restarted `vigil run` loses nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Partitioners } from 'kafkajs';
 import { TelemetryGenerator } from '../../connectors/telemetry-generator.ts';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
 import { loadSchemaCatalog } from '../../schemas/serde.ts';
@@ -169,6 +170,79 @@ describe('a topology on the real broker', () => {
         expect(d!.value).toEqual(mixed.find((m) => m.key === key)!.value);
       }
       expect(byKey.get('p3')!.headers[DLQ_HEADERS.node]).toBe('sane');
+    } finally {
+      await runner.stop();
+    }
+  });
+
+  it('regroups through an internal repartition topic and aggregates by the new key', async () => {
+    const name = uniqueName('regroup');
+    const input = `${name}.metrics`;
+    const output = `${name}.by-metric`;
+    await createTopics([input], { partitions: 2 });
+    const yaml = `
+version: 1
+name: ${name}
+sources:
+  - name: metrics
+    topic: ${input}
+    schema: vigil.telemetry.MetricSample
+    key: [host]
+    timestamp: timestamp
+    partitions: 2
+operators:
+  - name: per-metric
+    type: aggregate
+    group_by: [name]
+    window: { type: tumbling, size: 1s }
+    aggregations:
+      n: { fn: count }
+      total: { fn: sum, field: value }
+sinks:
+  - name: out
+    topic: ${output}
+`;
+    const plan = planYaml(yaml);
+    expect(plan.internalTopics.map((t) => t.kind)).toContain('repartition');
+    const id = await registry.serde.register(`${input}-value`, catalog.get('vigil.telemetry.MetricSample')!);
+    const gen = new TelemetryGenerator({ kind: 'metric', keys: 10, seed: 5, startTime: 1_700_000_000_000, stepMs: 3 });
+    const records: OutRecord[] = [];
+    const expected = new Map<string, { n: number; total: number }>();
+    let last = 0;
+    for (let i = 0; i < 3000; i++) {
+      const r = gen.next();
+      const v: Record<string, unknown> = { ...r.value, value: Math.round(r.value.value as number) };
+      records.push({ topic: input, key: r.key, value: registry.serde.encode(id, v) });
+      const ts = v.timestamp as number;
+      last = ts;
+      const k = `${v.name}@${ts - (ts % 1000)}`;
+      const e = expected.get(k) ?? { n: 0, total: 0 };
+      e.n++;
+      e.total += v.value as number;
+      expected.set(k, e);
+    }
+    // Far-future records from every input partition, with names that land on every repartition
+    // partition, move every watermark (the minimum over the upstream tasks) past all windows.
+    const partitionOf = Partitioners.DefaultPartitioner();
+    const flushNames = new Map<number, string>();
+    for (let i = 0; flushNames.size < 2; i++) {
+      const p = partitionOf({ topic: 'x', partitionMetadata: [{ partitionId: 0 }, { partitionId: 1 }] as never, message: { key: `flush-${i}`, value: null } });
+      if (!flushNames.has(p)) flushNames.set(p, `flush-${i}`);
+    }
+    for (const partition of [0, 1])
+      for (const flush of flushNames.values())
+        records.push({ topic: input, partition, key: 'flush', value: registry.serde.encode(id, { timestamp: last + 3_600_000, name: flush, host: 'flush', value: 0, unit: null, tags: {} }) });
+    await produceRaw(records);
+    const runner = await startRunner(plan, registry.serde);
+    try {
+      const out = await readUntil(output, expected.size);
+      const got = new Map<string, { n: number; total: number }>();
+      for (const r of out) {
+        const v = (await registry.serde.decodeAsync(r.value!)).value;
+        expect(r.key?.toString()).toBe(v.name);
+        got.set(`${v.name}@${v.window_start}`, { n: Number(v.n), total: Number(v.total) });
+      }
+      expect(got).toEqual(expected);
     } finally {
       await runner.stop();
     }
