@@ -134,7 +134,9 @@ export class Runner {
     for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
     for (const s of t.sinks) if (!list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
     list.set(t.deadLetterTopic, { topic: t.deadLetterTopic, partitions: 1 });
-    for (const it of this.plan.internalTopics) list.set(it.name, { topic: it.name, partitions: it.partitions, configs: it.configs });
+    // Changelogs compact eagerly, so a restore reads about the live state, not the history.
+    for (const it of this.plan.internalTopics)
+      list.set(it.name, { topic: it.name, partitions: it.partitions, configs: it.kind === 'changelog' ? { ...compact, ...it.configs } : it.configs });
     for (const sub of this.plan.subtopologies) {
       const name = metaChangelogTopic(t.name, sub.id);
       list.set(name, { topic: name, partitions: sub.partitions, configs: compact });
@@ -390,7 +392,7 @@ export class Runner {
     }
     this.metrics.lag.set({ topology: this.plan.topology.name, topic: batch.topic, partition: String(batch.partition) }, batch.lag);
     const s = slot;
-    await this.serial(s, () => this.processBatch(s, entry.source, batch));
+    await this.serial(s, () => this.processBatch(s, entry.source, batch, controls));
   }
 
   /** Runs `fn` after everything queued on the task; a failure discards the task's state. */
@@ -409,12 +411,15 @@ export class Runner {
     return run;
   }
 
-  private async processBatch(slot: TaskSlot, source: PlanSource, batch: ConsumedBatch): Promise<void> {
+  private async processBatch(slot: TaskSlot, source: PlanSource, batch: ConsumedBatch, controls: BatchControls): Promise<void> {
     const { task } = slot;
     const serde = this.opts.serde;
     const topology = this.plan.topology.name;
     await serde.prepareBatch(batch.records.map((r) => r.value));
+    let n = 0;
     for (const r of batch.records) {
+      // Keep the group membership alive through long batches (kafkajs heartbeats only between them).
+      if ((++n & 4095) === 0) await controls.heartbeat();
       if (r.value === null && r.headers[CONTROL_HEADER] === 'watermark') {
         task.watermarkMarker(batch.topic, r.headers);
         continue;
