@@ -1,12 +1,17 @@
 // Executes a Plan on Kafka: one consumer group per topology, one Task per sub-topology and
 // partition, batches decoded, processed, encoded and produced, then committed.
 //
+// Commits: a batch's outputs, dead letters and changelog records are sent as soon as it is
+// processed; the consumed offsets are committed once per `commit_interval` (and on the wall-clock
+// tick, and on a graceful stop), so one commit covers many batches.
+//
 // Guarantees
 // - at_least_once: outputs, dead letters and changelog records are produced (acks=all,
-//   idempotent producer) and acknowledged before the batch's offsets are committed.
+//   idempotent producer) and acknowledged before the offsets covering them are committed.
 // - exactly_once: one transactional producer per task (transactional.id =
 //   <topology>-<subtopology>-<partition>, the pre-KIP-447 scheme kafkajs supports); outputs,
-//   changelog writes and the consumed offsets commit in one transaction; inputs and changelogs
+//   changelog writes and the consumed offsets commit in one transaction, which stays open across
+//   the batches of one commit interval; inputs and changelogs
 //   are read read_committed. A new owner of a task initialises the same transactional id, which
 //   fences the previous owner (zombie) and aborts its open transaction.
 //
@@ -24,7 +29,7 @@ import type {
   ConsumedBatch,
   GroupConsumer,
   OutRecord,
-  TopicPartitionOffset,
+  TransactionHandle,
 } from '../connectors/kafka-client.ts';
 import type { StreamRecord } from '../operators/types.ts';
 import type { AvroSerde } from '../schemas/serde.ts';
@@ -80,6 +85,12 @@ interface TaskSlot {
   next: Map<string, bigint>;
   /** The watermark last broadcast to the repartition topics this task writes. */
   broadcast: number;
+  /** Offsets processed but not committed yet, per input topic. */
+  pending: Map<string, string>;
+  /** Wall-clock time of the last commit. */
+  committedAt: number;
+  /** exactly_once: the transaction open since the last commit. */
+  tx?: TransactionHandle;
 }
 
 /** A failed commit: kafkajs retries the batch (on a rebuilt task) and, past its retries, restarts the consumer. */
@@ -195,6 +206,9 @@ export class Runner {
     if (this.stopping) return;
     this.stopping = true;
     if (this.ticker) clearInterval(this.ticker);
+    // Commit what was processed while this instance still belongs to the group; batches still in
+    // flight commit as they finish (they see `stopping`).
+    await Promise.allSettled([...this.slots.values()].filter((s) => s.restored).map((s) => this.serial(s, () => this.flush(s, true))));
     try {
       await this.consumer?.stop();
     } catch (err) {
@@ -268,7 +282,7 @@ export class Runner {
       sink: (sink, record, input) => this.emit(slot, sink, record, input),
       deadLetter: (dl) => this.deadLetter(slot, dl),
     }, (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }), this.upstreamTasks);
-    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: Number.NEGATIVE_INFINITY };
+    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: Number.NEGATIVE_INFINITY, pending: new Map(), committedAt: Date.now() };
     slot.ready = this.prepare(slot);
     slot.ready.catch(() => undefined);
     this.slots.set(task.id, slot);
@@ -438,7 +452,8 @@ export class Runner {
     }
     this.metrics.consumed.inc({ topology, topic: batch.topic }, batch.records.length);
     this.exportCounters(slot);
-    await this.commit(slot, [{ topic: batch.topic, partition: batch.partition, offset: batch.nextOffset }]);
+    slot.pending.set(batch.topic, batch.nextOffset);
+    await this.flush(slot, this.stopping || Date.now() - slot.committedAt >= this.plan.topology.commitIntervalMs);
     slot.next.set(batch.topic, BigInt(batch.nextOffset));
   }
 
@@ -469,8 +484,12 @@ export class Runner {
     slot.out.push(deadLetterRecord(t.deadLetterTopic, t.name, dl));
   }
 
-  /** Produces the task's pending outputs and changelog changes, then commits `offsets`. */
-  private async commit(slot: TaskSlot, offsets: TopicPartitionOffset[]): Promise<void> {
+  /**
+   * Sends the task's pending outputs, dead letters and changelog changes; when `commit` is set,
+   * also commits the offsets processed so far (under exactly_once: sends them to the open
+   * transaction and commits it).
+   */
+  private async flush(slot: TaskSlot, commit: boolean): Promise<void> {
     const { task } = slot;
     const records = slot.out;
     slot.out = [];
@@ -478,16 +497,21 @@ export class Runner {
     for (const store of task.stores)
       for (const c of store.drainChanges())
         records.push({ topic: store.changelogTopic, partition: task.partition, key: c.key, value: c.value === null ? null : Buffer.from(c.value) });
-    if (records.length === 0 && offsets.length === 0) return;
+    const offsets = commit ? [...slot.pending].map(([topic, offset]) => ({ topic, partition: task.partition, offset })) : [];
+    if (records.length === 0 && offsets.length === 0 && !(commit && slot.tx)) return;
     const end = this.metrics.commitLatency.startTimer({ topology: this.plan.topology.name, guarantee: this.plan.topology.guarantee });
     if (this.eos) {
-      const tx = await slot.producer!.transaction();
       try {
-        await tx.send(records);
-        if (offsets.length) await tx.sendOffsets(this.groupId, offsets);
-        await tx.commit();
+        slot.tx ??= await slot.producer!.transaction();
+        await slot.tx.send(records);
+        if (commit) {
+          if (offsets.length) await slot.tx.sendOffsets(this.groupId, offsets);
+          await slot.tx.commit();
+          slot.tx = undefined;
+        }
       } catch (err) {
-        await tx.abort().catch(() => undefined);
+        await slot.tx?.abort().catch(() => undefined);
+        slot.tx = undefined;
         // Fenced or indeterminate: never retry blindly. Drop the producer and rejoin the group.
         throw new CommitFailed(`transaction of task ${task.id} failed (fenced or indeterminate, not retried): ${(err as Error).message}`);
       }
@@ -495,7 +519,11 @@ export class Runner {
       await this.producer!.send(records);
       if (offsets.length) await this.consumer!.commit(offsets);
     }
-    end();
+    if (commit) {
+      slot.pending.clear();
+      slot.committedAt = Date.now();
+      end();
+    }
     const topology = this.plan.topology.name;
     const perTopic = new Map<string, number>();
     for (const r of records) perTopic.set(r.topic, (perTopic.get(r.topic) ?? 0) + 1);
@@ -525,7 +553,7 @@ export class Runner {
       if (!slot.restored || slot.discarded) continue;
       void this.serial(slot, async () => {
         slot.task.tick(now);
-        await this.commit(slot, []);
+        await this.flush(slot, now - slot.committedAt >= this.plan.topology.commitIntervalMs);
       }).catch((err: unknown) => this.log(`[vigil] punctuation of task ${slot.task.id} failed: ${(err as Error).message}`));
       const topology = this.plan.topology.name;
       if (Number.isFinite(slot.task.watermark)) this.metrics.watermark.set({ topology, task: slot.task.id }, slot.task.watermark);
@@ -564,6 +592,8 @@ export class Runner {
 
   private async closeSlot(slot: TaskSlot): Promise<void> {
     try {
+      await slot.tx?.abort().catch(() => undefined);
+      slot.tx = undefined;
       await slot.task.close();
     } finally {
       const p = slot.producer;

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Partitioners } from 'kafkajs';
 import { TelemetryGenerator } from '../../connectors/telemetry-generator.ts';
+import { KafkaClient } from '../../connectors/kafka-client.ts';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
 import { loadSchemaCatalog } from '../../schemas/serde.ts';
 import { readTopic } from '../../connectors/topic-reader.ts';
@@ -36,6 +37,7 @@ function topology(name: string, input: string, output: string, where = 'name == 
 version: 1
 name: ${name}
 guarantee: at_least_once
+commit_interval: 500ms
 dead_letter_topic: ${name}.dlq
 sources:
   - name: metrics
@@ -105,7 +107,10 @@ describe('a topology on the real broker', () => {
       const health = await fetch(`${runner.metricsUrl}/health`);
       expect(health.status).toBe(200);
       expect(await health.json()).toMatchObject({ status: 'ready', topology: name });
-      const metrics = await (await fetch(`${runner.metricsUrl}/metrics`)).text();
+      // Offsets commit once per commit_interval (500 ms here): wait for the first commit.
+      const scrape = async () => (await fetch(`${runner.metricsUrl}/metrics`)).text();
+      await waitFor(async () => /vigil_commit_seconds_count\{[^}]*guarantee="at_least_once"\} [1-9]/.test(await scrape()), 30_000, 'a commit');
+      const metrics = await scrape();
       expect(metrics).toContain(`vigil_operator_records_in_total{topology="${name}",node="sane"} ${values.length}`);
       expect(metrics).toContain(`vigil_operator_records_out_total{topology="${name}",node="hot"} ${expected.length}`);
       expect(metrics).toMatch(new RegExp(`vigil_records_consumed_total\\{topology="${name}",topic="${input}"\\} ${values.length}`));
@@ -245,6 +250,32 @@ sinks:
       expect(got).toEqual(expected);
     } finally {
       await runner.stop();
+    }
+  });
+
+  it('commits what it processed when stopped with SIGTERM, even long before its commit interval', async () => {
+    const name = uniqueName('graceful');
+    const input = `${name}.metrics`;
+    const output = `${name}.alerts`;
+    await createTopics([input], { partitions: 2 });
+    const file = topologyFile(topology(name, input, output).replace('commit_interval: 500ms', 'commit_interval: 1h'));
+    const { values, records } = await encodeMetrics(input, 500, 13);
+    await produceRaw(records);
+    const child = spawnVigil(['run', file, '--metrics-port', '0'], { KAFKA_BROKERS: brokers().join(','), SCHEMA_REGISTRY_URL: registry.url });
+    try {
+      await readUntil(output, values.filter(isHot).length);
+      child.kill('SIGTERM');
+      expect(await exited(child)).toBe(0);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    const admin = new KafkaClient({ brokers: brokers() }).admin();
+    try {
+      const ends = await admin.offsets(input);
+      const committed = await admin.groupOffsets(name, input);
+      expect(committed.sort((a, b) => a.partition - b.partition).map((c) => c.offset)).toEqual(ends.sort((a, b) => a.partition - b.partition).map((e) => e.high));
+    } finally {
+      await admin.disconnect();
     }
   });
 
