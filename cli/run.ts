@@ -8,6 +8,7 @@ import type { Plan } from '../topology/types.ts';
 import { Runner } from '../runtime/runner.ts';
 
 export interface RunOptions {
+  onFatal?: (error: Error) => void;
   metricsPort?: number;
   /** Consumer group session timeout (ms): how long a dead instance keeps its partitions. */
   sessionTimeoutMs?: number;
@@ -22,7 +23,7 @@ export function planFile(file: string): Plan {
 
 /** Starts a Runner for a planned topology in an environment. */
 export async function startRunner(env: Environment, plan: Plan, opts: RunOptions = {}): Promise<Runner> {
-  const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, sessionTimeoutMs: opts.sessionTimeoutMs, log: opts.log });
+  const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, sessionTimeoutMs: opts.sessionTimeoutMs, log: opts.log, onFatal: opts.onFatal });
   await runner.start();
   return runner;
 }
@@ -38,13 +39,19 @@ export function registerRun(program: Command): void {
       const signal = untilSignal(); // a signal during start-up still stops gracefully once started
       const plan = planFile(file);
       const env = await connectEnvironment({});
+      let fatal!: (e: Error) => void;
+      const failed = new Promise<Error>((r) => (fatal = r));
       const runner = await startRunner(env, plan, {
         metricsPort: Number(o.metricsPort),
         instanceId: o.instance,
         sessionTimeoutMs: Number(o.sessionTimeout),
+        onFatal: fatal,
       });
-      const sig = await signal;
-      process.stderr.write(`[vigil] ${sig}: stopping\n`);
+      const why = await Promise.race([signal, failed]);
+      if (why instanceof Error) {
+        process.stderr.write(`[vigil] processing stopped: ${why.message}\n`);
+        process.exitCode = 1;
+      } else process.stderr.write(`[vigil] ${why}: stopping\n`);
       await runner.stop();
       await env.close();
     });

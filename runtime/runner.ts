@@ -61,6 +61,8 @@ export interface RunnerOptions {
   concurrency?: number;
   /** Encoded records larger than this go to the dead-letter topic instead of failing the batch. */
   maxRecordBytes?: number;
+  /** Called when the consumer stopped for good (kafkajs gave up restarting it): the instance no longer processes. */
+  onFatal?: (error: Error) => void;
 }
 
 interface TaskSlot {
@@ -188,6 +190,7 @@ export class Runner {
     consumer.onCrash((err, restart) => {
       this.log(`[vigil] consumer ${restart ? 'restarting' : 'stopped'} after: ${err.message}`);
       if (restart) this.discardAll();
+      else if (!this.stopping) this.opts.onFatal?.(err);
     });
     await consumer.subscribe([...this.subByTopic.keys()], true);
     await consumer.run({
