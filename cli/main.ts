@@ -1,5 +1,6 @@
 // The `vigil` command line. Each command group lives in its own file and registers itself here.
 import { Command } from 'commander';
+import { registerBench } from './bench.ts';
 import { registerBroker } from './broker.ts';
 import { registerDemo } from './demo.ts';
 import { registerProduce } from './produce.ts';
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<void> {
   registerProduce(program);
   registerTail(program);
   registerBroker(program);
+  registerBench(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,0 +1,106 @@
+// The benchmark's topologies: the workload files, renamed per run so that every run (and every
+// workload) has its own topics and consumer group, and generated chains of operators for the
+// in-process scaling curves.
+import { fileURLToPath } from 'node:url';
+import { loadTopology, parseTopology } from '../../topology/loader.ts';
+import { planTopology } from '../../topology/plan.ts';
+import type { Plan, Topology } from '../../topology/types.ts';
+import type { OperatorDefinition } from '../../operators/types.ts';
+import { operatorRegistry } from '../../operators/registry.ts';
+import { aggregateOperator } from '../../operators/aggregate.ts';
+
+export type WorkloadName = 'passthrough' | 'window' | 'monitor';
+export const WORKLOADS: readonly WorkloadName[] = ['passthrough', 'window', 'monitor'];
+
+export const TOPOLOGY_DIR = fileURLToPath(new URL('../topologies/', import.meta.url));
+
+/** The topology file of each workload; `monitor` is the demo topology itself. */
+export const WORKLOAD_FILES: Record<WorkloadName, string> = {
+  passthrough: fileURLToPath(new URL('../topologies/passthrough.yaml', import.meta.url)),
+  window: fileURLToPath(new URL('../topologies/window.yaml', import.meta.url)),
+  monitor: fileURLToPath(new URL('../../topology/examples/demo.yaml', import.meta.url)),
+};
+
+/** The operator registry, plus `aggregate` while operators/registry.ts does not list it yet. */
+export function benchOperators(): ReadonlyMap<string, OperatorDefinition<any>> {
+  if (operatorRegistry.has(aggregateOperator.type)) return operatorRegistry;
+  const ops = new Map(operatorRegistry);
+  ops.set(aggregateOperator.type, aggregateOperator);
+  return ops;
+}
+
+/** Prefixes the topology's name (its group id and internal topics) and every topic it names. */
+export function renameTopology(t: Topology, prefix: string): Topology {
+  if (!prefix) return t;
+  return {
+    ...t,
+    name: `${prefix}-${t.name}`,
+    deadLetterTopic: `${prefix}.${t.deadLetterTopic}`,
+    sources: t.sources.map((s) => ({ ...s, topic: `${prefix}.${s.topic}` })),
+    sinks: t.sinks.map((s) => ({ ...s, topic: `${prefix}.${s.topic}` })),
+  };
+}
+
+/** Loads, renames and plans a topology file. */
+export function loadBenchPlan(file: string, prefix = ''): Plan {
+  return planTopology(renameTopology(loadTopology(file, { operators: benchOperators() }), prefix));
+}
+
+/** Plans topology text (for generated chains); `schemas:` paths resolve in bench/topologies/. */
+export function planText(yaml: string, prefix = ''): Plan {
+  return planTopology(renameTopology(parseTopology(yaml, `${TOPOLOGY_DIR}generated.yaml`, { operators: benchOperators() }), prefix));
+}
+
+const CHAIN_HEAD = `version: 1
+name: chain
+guarantee: at_least_once
+sources:
+  - name: metrics
+    topic: bench.metrics
+    schema: vigil.telemetry.MetricSample
+    key: [host]
+    timestamp: timestamp
+    max_out_of_order: 1s
+    partitions: 1
+`;
+
+/** One operator of a generated chain; each keeps MetricSample's shape so chains compose. */
+export type ChainOperator = 'filter' | 'map';
+
+function chainStep(op: ChainOperator, i: number): string {
+  // Each step does real work on every record and passes every record on, so cost is linear in k.
+  if (op === 'filter') return `  - name: f${i}\n    type: filter\n    where: value > -1000000 && host != "none"\n`;
+  return `  - name: m${i}\n    type: map\n    keep_input: true\n    fields:\n      value: value * 1.0001\n`;
+}
+
+/**
+ * A chain of k operators of one kind between the metrics source and a MetricSample sink (k = 0:
+ * the source feeds the sink directly, i.e. decode + task dispatch + encode).
+ */
+export function chainYaml(op: ChainOperator, k: number): string {
+  let ops = '';
+  for (let i = 1; i <= k; i++) ops += chainStep(op, i);
+  const from = k === 0 ? 'metrics' : op === 'filter' ? `f${k}` : `m${k}`;
+  return `${CHAIN_HEAD}${k > 0 ? `operators:\n${ops}` : ''}sinks:
+  - name: out
+    from: ${from}
+    topic: bench.chain.out
+    schema: vigil.telemetry.MetricSample
+`;
+}
+
+/**
+ * The chain run on Kafka: a filter that drops a quarter of the records (as the passthrough
+ * workload does), then k - 1 maps. A chain forwarding every record cannot run there: its output
+ * batch for a full 1 MiB fetch exceeds the broker's 1 MiB max.message.bytes (see bench/README.md).
+ */
+export function kafkaChainYaml(k: number): string {
+  let ops = '  - name: keep\n    type: filter\n    where: name != "disk.io_wait"\n';
+  for (let i = 1; i < k; i++) ops += chainStep('map', i);
+  return `${CHAIN_HEAD.replace('partitions: 1', 'partitions: 4')}operators:\n${ops}sinks:
+  - name: out
+    from: ${k > 1 ? `m${k - 1}` : 'keep'}
+    topic: bench.chain.out
+    schema: vigil.telemetry.MetricSample
+`;
+}

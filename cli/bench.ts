@@ -1,0 +1,194 @@
+// `vigil bench`: load tests of the core with ceilings measured in the same run (bench/README.md).
+//   vigil bench [--quick] [options]     the benchmark: workloads on Kafka + in-process core
+//   vigil bench load --topic T          the load generator alone (synthetic Avro telemetry)
+//   vigil bench profile FILE            self time per function of a .cpuprofile
+import type { Command } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { KafkaClient } from '../connectors/kafka-client.ts';
+import type { TelemetryKind } from '../connectors/telemetry-generator.ts';
+import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
+import { generateLoad, produceLoad, progressBar } from '../bench/lib/load.ts';
+import { profileMarkdown, summarizeProfileFile } from '../bench/lib/profile.ts';
+import { summaryMarkdown } from '../bench/lib/report.ts';
+import { defaultOptions, runBench } from '../bench/lib/run-bench.ts';
+import { WORKLOADS } from '../bench/lib/topologies.ts';
+import type { WorkloadName } from '../bench/lib/topologies.ts';
+import { loadSchemaCatalog } from '../schemas/serde.ts';
+import { connectEnvironment, untilSignal } from './environment.ts';
+
+function int(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    const n = Number(v.replace(/_/g, ''));
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('expected a fraction from 0 to 1');
+  return n;
+}
+
+function workloadList(v: string): WorkloadName[] {
+  const list = v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const w of list) if (!WORKLOADS.includes(w as WorkloadName)) throw new InvalidArgumentError(`unknown workload '${w}' (${WORKLOADS.join(', ')})`);
+  return list as WorkloadName[];
+}
+
+interface BenchCliOptions {
+  quick?: boolean;
+  workloads?: WorkloadName[];
+  records?: number;
+  keys?: number;
+  recordBytes?: number;
+  outOfOrder?: number;
+  maxLateness?: number;
+  anomalies?: number;
+  latencySeconds?: number;
+  latencyRate?: number;
+  latencyLoad?: number;
+  scaling?: boolean;
+  profile?: boolean;
+  charts: boolean;
+  out?: string;
+  reference?: boolean;
+  brokerPid?: number;
+  seed?: number;
+  verbose?: boolean;
+}
+
+interface LoadCliOptions {
+  topic: string;
+  kind: TelemetryKind;
+  rate: number;
+  count: number;
+  keys: number;
+  recordBytes: number;
+  outOfOrder: number;
+  maxLateness: number;
+  anomalies: number;
+  partitions: number;
+  batch: number;
+  seed: number;
+}
+
+export function registerBench(program: Command): void {
+  const bench = program
+    .command('bench')
+    .description('benchmark the engine on Kafka (passthrough, window, monitor) against ceilings measured in the same run, and in-process')
+    .option('--quick', 'a short run (under 3 minutes on 2 cores): the table with ratios, no scaling curves or profile')
+    .option('--workloads <list>', `comma-separated workloads (${WORKLOADS.join(', ')})`, workloadList)
+    .option('--records <n>', 'backlog records per workload and ceiling', int(1000))
+    .option('--keys <n>', 'series (distinct keys), 10 to 1,000,000', int(10, 1_000_000))
+    .option('--record-bytes <n>', 'pad records to about this many encoded bytes (0 = natural size)', int(0, 900_000))
+    .option('--out-of-order <fraction>', 'fraction of records whose event time is pushed back', fraction)
+    .option('--max-lateness <ms>', 'how far back out-of-order records go (ms)', int(0))
+    .option('--anomalies <fraction>', 'fraction of records with an injected anomaly', fraction)
+    .option('--latency-seconds <s>', 'duration of each latency phase', int(1, 3600))
+    .option('--latency-rate <n>', 'records/s of the latency phases (default: a fraction of each measured throughput)', int(1))
+    .option('--latency-load <fraction>', 'latency phase rate as a fraction of the measured throughput', fraction)
+    .option('--scaling', 'measure the scaling curves (default in a full run)')
+    .option('--no-scaling', 'skip the scaling curves')
+    .option('--profile', 'profile the engine under the window workload (default in a full run)')
+    .option('--no-profile', 'skip the CPU profile')
+    .option('--no-charts', 'do not render charts')
+    .option('--out <dir>', 'results directory (default bench/results)')
+    .option('--reference', 'also copy summary, result and charts to bench/reference/ (the figures bench/README.md shows)')
+    .addOption(new Option('--broker-pid <pid>', 'pid of the broker JVM when KAFKA_BROKERS is set, to measure its CPU').argParser(int(1)))
+    .option('--seed <n>', 'seed of the synthetic load', int(0))
+    .option('--verbose', 'engine logs and raw results on stderr')
+    .action(async (c: BenchCliOptions) => {
+      const d = defaultOptions(c.quick === true);
+      const o = {
+        ...d,
+        workloads: c.workloads ?? d.workloads,
+        records: c.records ?? d.records,
+        keys: c.keys ?? d.keys,
+        recordBytes: c.recordBytes ?? d.recordBytes,
+        outOfOrder: c.outOfOrder ?? d.outOfOrder,
+        maxLatenessMs: c.maxLateness ?? d.maxLatenessMs,
+        anomalies: c.anomalies ?? d.anomalies,
+        latencySeconds: c.latencySeconds ?? d.latencySeconds,
+        latencyRate: c.latencyRate,
+        latencyLoad: c.latencyLoad ?? d.latencyLoad,
+        scaling: c.scaling ?? d.scaling,
+        profile: c.profile ?? d.profile,
+        charts: c.charts,
+        outDir: c.out ?? d.outDir,
+        reference: c.reference === true,
+        brokerPid: c.brokerPid,
+        seed: c.seed ?? d.seed,
+        verbose: c.verbose === true,
+      };
+      const { result, dir } = await runBench(o);
+      process.stdout.write(`\n${summaryMarkdown(result)}\nResults: ${dir}\n`);
+    });
+
+  bench
+    .command('load')
+    .description('the load generator alone: synthetic Avro telemetry to a topic, at a rate or as fast as possible, with a progress bar')
+    .requiredOption('--topic <topic>', 'topic to produce to (created when missing)')
+    .addOption(new Option('--kind <kind>', 'telemetry kind').choices(Object.keys(SCHEMA_OF_KIND)).default('metric'))
+    .option('--rate <n>', 'records per second (0 = as fast as possible)', int(0), 0)
+    .option('--count <n>', 'records to send (0 = until Ctrl-C)', int(0), 100_000)
+    .option('--keys <n>', 'series (distinct keys), 10 to 1,000,000', int(10, 1_000_000), 1000)
+    .option('--record-bytes <n>', 'pad records to about this many encoded bytes (0 = natural size)', int(0, 900_000), 0)
+    .option('--out-of-order <fraction>', 'fraction of records whose event time is pushed back', fraction, 0)
+    .option('--max-lateness <ms>', 'how far back out-of-order records go (ms)', int(0), 1000)
+    .option('--anomalies <fraction>', 'fraction of records with an injected anomaly', fraction, 0.01)
+    .option('--partitions <n>', 'partitions when the topic is created', int(1), 4)
+    .option('--batch <n>', 'records per produce request', int(1), 1000)
+    .option('--seed <n>', 'seed of the synthetic load', int(0), 1)
+    .action(async (o: LoadCliOptions) => {
+      const env = await connectEnvironment({});
+      const client = new KafkaClient({ brokers: env.brokers, clientId: 'vigil-bench-load' });
+      const admin = client.admin();
+      const producer = client.producer();
+      const abort = new AbortController();
+      void untilSignal().then(() => abort.abort());
+      try {
+        await admin.createTopics([{ topic: o.topic, partitions: o.partitions }]);
+        await producer.connect();
+        const schema = loadSchemaCatalog().get(SCHEMA_OF_KIND[o.kind])!;
+        const id = await env.serde.register(`${o.topic}-value`, schema);
+        // Generated and encoded before sending; a run longer than the pool cycles it with live
+        // event times (the wall clock at send, minus each record's injected lateness).
+        const pool = o.count === 0 ? 100_000 : Math.min(o.count, 1_000_000);
+        process.stderr.write(`[bench] encoding ${pool.toLocaleString('en-US')} ${o.kind} records...\n`);
+        const loaded = generateLoad(
+          { kind: o.kind, records: pool, keys: o.keys, recordBytes: o.recordBytes, outOfOrderFraction: o.outOfOrder, maxOutOfOrderMs: o.maxLateness, anomalyFraction: o.anomalies, seed: o.seed, startTime: Date.now(), spanMs: 0 },
+          (v) => env.serde.encode(id, v),
+        );
+        const bar = progressBar(`load ${o.topic}`, o.count === 0 ? Number.MAX_SAFE_INTEGER : o.count);
+        const r = await produceLoad({
+          producer,
+          topic: o.topic,
+          load: loaded,
+          rate: o.rate,
+          batchSize: o.rate > 0 ? Math.max(1, Math.min(o.batch, Math.ceil(o.rate / 20))) : o.batch,
+          count: o.count === 0 ? Number.MAX_SAFE_INTEGER : o.count,
+          live: true,
+          signal: abort.signal,
+          onProgress: (n) => bar.update(n),
+        });
+        bar.stop();
+        process.stderr.write(
+          `[bench] sent ${r.sent.toLocaleString('en-US')} records (${loaded.anomalies} anomalies in the pool of ${pool}) in ${r.seconds.toFixed(1)} s: ` +
+            `${Math.round(r.sent / r.seconds).toLocaleString('en-US')} records/s, ${(r.bytes / r.seconds / 1048576).toFixed(2)} MB/s\n`,
+        );
+      } finally {
+        await producer.disconnect().catch(() => undefined);
+        await admin.disconnect();
+        await env.close();
+      }
+    });
+
+  bench
+    .command('profile <file>')
+    .description('self time per function and per area of a .cpuprofile (node --cpu-prof, or the bench profile)')
+    .option('--top <n>', 'functions to list', int(1), 25)
+    .action(async (file: string, o: { top: number }) => {
+      process.stdout.write(`${profileMarkdown(await summarizeProfileFile(file, o.top), o.top)}\n`);
+    });
+}
