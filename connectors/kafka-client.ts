@@ -126,6 +126,46 @@ export interface ConsumerOptions {
 export interface ProducerOptions {
   transactionalId?: string;
   transactionTimeoutMs?: number;
+  /**
+   * Upper bound on the estimated bytes of one produce request. kafkajs puts all of a send's
+   * records for a partition into one record batch and does not split it (the Java producer's
+   * batch.size does); a batch above the broker's message.max.bytes (1 MiB by default) is refused
+   * whole. Sends above this bound go out as several requests, in order.
+   */
+  maxRequestBytes?: number;
+}
+
+/** Default bound per produce request: under the broker's default message.max.bytes (1,048,588). */
+export const MAX_REQUEST_BYTES = 1_000_000;
+/** Estimated bytes a record adds to a v2 record batch besides its key, value and headers (varints). */
+const RECORD_OVERHEAD_BYTES = 24;
+
+function recordBytes(r: OutRecord): number {
+  let n = RECORD_OVERHEAD_BYTES + (r.value?.length ?? 0) + (r.key === null ? 0 : typeof r.key === 'string' ? Buffer.byteLength(r.key) : r.key.length);
+  if (r.headers) for (const k of Object.keys(r.headers)) n += 2 + Buffer.byteLength(k) + Buffer.byteLength(r.headers[k]!);
+  return n;
+}
+
+/**
+ * Splits records, in order, into runs of at most `maxBytes` estimated bytes (a record larger than
+ * that travels alone). Bounding a whole request bounds each partition's batch in it.
+ */
+export function chunkBySize(records: OutRecord[], maxBytes: number): OutRecord[][] {
+  const chunks: OutRecord[][] = [];
+  let current: OutRecord[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const n = recordBytes(r);
+    if (current.length > 0 && bytes + n > maxBytes) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(r);
+    bytes += n;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 const LEVELS = { nothing: logLevel.NOTHING, error: logLevel.ERROR, warn: logLevel.WARN, info: logLevel.INFO, debug: logLevel.DEBUG };
@@ -325,6 +365,7 @@ export class KafkaClient {
   }
 
   producer(opts: ProducerOptions = {}): BatchProducer {
+    const maxRequestBytes = opts.maxRequestBytes ?? MAX_REQUEST_BYTES;
     const producer: Producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: opts.transactionalId ? 1 : 5,
@@ -335,15 +376,15 @@ export class KafkaClient {
     return {
       connect: () => producer.connect(),
       async send(records) {
-        if (records.length === 0) return;
-        await producer.sendBatch({ topicMessages: topicMessages(records), acks: -1, compression: CompressionTypes.None });
+        for (const chunk of chunkBySize(records, maxRequestBytes))
+          await producer.sendBatch({ topicMessages: topicMessages(chunk), acks: -1, compression: CompressionTypes.None });
       },
       async transaction() {
         const tx: Transaction = await producer.transaction();
         return {
           async send(records) {
-            if (records.length === 0) return;
-            await tx.sendBatch({ topicMessages: topicMessages(records), acks: -1 });
+            for (const chunk of chunkBySize(records, maxRequestBytes))
+              await tx.sendBatch({ topicMessages: topicMessages(chunk), acks: -1, compression: CompressionTypes.None });
           },
           async sendOffsets(groupId, offsets) {
             const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();

@@ -19,13 +19,14 @@ export interface LineChart {
   logY?: boolean;
 }
 
+/** What every chart shares: schema, title, size, a white background. */
+function frame(title: string) {
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, width: 520, height: 300, background: 'white' } as const;
+}
+
 export function lineChartSpec(c: LineChart): TopLevelSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: c.title,
-    width: 520,
-    height: 300,
-    background: 'white',
+    ...frame(c.title),
     data: { values: c.points },
     mark: { type: 'line', point: true },
     encoding: {
@@ -44,11 +45,7 @@ export interface BarChart {
 
 export function barChartSpec(c: BarChart): TopLevelSpec {
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: c.title,
-    width: 520,
-    height: 300,
-    background: 'white',
+    ...frame(c.title),
     data: { values: c.bars },
     mark: 'bar',
     encoding: {

@@ -63,19 +63,9 @@ export interface KafkaTarget {
   child: ChildConfig;
 }
 
-export interface LoadSettings {
-  records: number;
-  keys: number;
-  recordBytes: number;
-  outOfOrderFraction: number;
-  maxOutOfOrderMs: number;
-  anomalyFraction: number;
-  seed: number;
-  /** Event times of the backlog are spread over this many ms... */
-  spanMs: number;
-  /** ...from this time (aligned to windowMs). */
-  startTime: number;
-  /** Window size of the workload (for spreading event times over whole windows). */
+/** A backlog: the load generator's settings for every input of a workload (`kind` comes from the input). */
+export interface LoadSettings extends Omit<LoadSpec, 'kind'> {
+  /** Window size of the workload (startTime is aligned to it, the span covers whole windows). */
   windowMs: number;
   /** Records per produce request of the load generator. */
   batchSize: number;
@@ -155,18 +145,8 @@ export async function prepareLoads(env: KafkaEnv, target: KafkaTarget, s: LoadSe
     const schema = env.catalog.get(input.schemaName);
     if (!schema) throw new Error(`schema ${input.schemaName} is not in the catalog`);
     const id = await env.serde.register(`${input.topic}-value`, schema);
-    const spec: LoadSpec = {
-      kind: kindOfSchema(input.schemaName),
-      records: Math.max(1, Math.round(s.records * input.share)),
-      keys: s.keys,
-      recordBytes: s.recordBytes,
-      outOfOrderFraction: s.outOfOrderFraction,
-      maxOutOfOrderMs: s.maxOutOfOrderMs,
-      anomalyFraction: s.anomalyFraction,
-      seed: s.seed + i,
-      startTime: s.startTime,
-      spanMs: s.spanMs,
-    };
+    const { windowMs: _w, batchSize: _b, ...common } = s;
+    const spec: LoadSpec = { ...common, kind: kindOfSchema(input.schemaName), records: Math.max(1, Math.round(s.records * input.share)), seed: s.seed + i };
     loads.push(generateLoad(spec, (v) => env.serde.encode(id, v)));
   }
   return loads;
