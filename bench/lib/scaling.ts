@@ -7,6 +7,9 @@ import { CoreHarness, benchSerde, coreLoad } from './core.ts';
 import type { LoadSpec } from './load.ts';
 import { WORKLOAD_FILES, loadBenchPlan } from './topologies.ts';
 
+/** Heap growth below this is within what a full collection leaves behind from run to run. */
+const HEAP_NOISE_BYTES = 4 * 1024 * 1024;
+
 export interface KeyPointSpec {
   keys: number;
   records: number;
@@ -91,7 +94,8 @@ export async function runKeyPoint(spec: KeyPointSpec): Promise<KeyPointResult> {
     stateEntries: harness.stateEntries(),
     stateKeys: keys.size,
     stateBytesPerKey: keys.size ? stateBytes / keys.size : Number.NaN,
-    heapBytesPerKey: keys.size ? (heapUsedAfter - heapUsedBefore) / keys.size : Number.NaN,
+    // Heap growth under a few MiB is the collector's noise, not the state: not reported.
+    heapBytesPerKey: keys.size && heapUsedAfter - heapUsedBefore >= HEAP_NOISE_BYTES ? (heapUsedAfter - heapUsedBefore) / keys.size : Number.NaN,
     heapUsedBefore,
     heapUsedAfter,
     peakRss: process.resourceUsage().maxRSS * 1024,
