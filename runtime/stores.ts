@@ -98,7 +98,8 @@ function parseWindowChangelogKey(k: string): [string, number] {
 export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
   /** key -> (window start -> value) */
   private readonly map = new Map<string, Map<number, V>>();
-  private readonly dirty = new Map<string, V | typeof TOMBSTONE>();
+  /** key -> (window start -> changed value): changelog keys are built once per drain, not per put. */
+  private readonly dirty = new Map<string, Map<number, V | typeof TOMBSTONE>>();
   private count = 0;
 
   constructor(
@@ -112,11 +113,11 @@ export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
 
   put(key: string, windowStart: number, value: V): void {
     this.set(key, windowStart, value);
-    this.dirty.set(windowChangelogKey(key, windowStart), value);
+    this.markDirty(key, windowStart, value);
   }
 
   delete(key: string, windowStart: number): void {
-    if (this.remove(key, windowStart)) this.dirty.set(windowChangelogKey(key, windowStart), TOMBSTONE);
+    if (this.remove(key, windowStart)) this.markDirty(key, windowStart, TOMBSTONE);
   }
 
   fetch(key: string, from: number, to: number): Array<[number, V]> {
@@ -140,7 +141,12 @@ export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
   }
 
   drainChanges(): ChangelogEntry[] {
-    return drain(this.dirty);
+    if (this.dirty.size === 0) return [];
+    const out: ChangelogEntry[] = [];
+    for (const [key, windows] of this.dirty)
+      for (const [start, v] of windows) out.push({ key: windowChangelogKey(key, start), value: v === TOMBSTONE ? null : JSON.stringify(v) });
+    this.dirty.clear();
+    return out;
   }
 
   restore(changelogKey: string, value: Buffer | null): void {
@@ -153,6 +159,12 @@ export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
     let n = 0;
     for (const [k, windows] of this.map) for (const v of windows.values()) n += k.length + 8 + JSON.stringify(v).length;
     return n;
+  }
+
+  private markDirty(key: string, start: number, value: V | typeof TOMBSTONE): void {
+    let windows = this.dirty.get(key);
+    if (!windows) this.dirty.set(key, (windows = new Map()));
+    windows.set(start, value);
   }
 
   private set(key: string, start: number, value: V): void {
