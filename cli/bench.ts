@@ -123,6 +123,12 @@ export function registerBench(program: Command): void {
       };
       const { result, dir } = await runBench(o);
       process.stdout.write(`\n${summaryMarkdown(result)}\nResults: ${dir}\n`);
+      // A workload or scaling point the engine could not finish is a regression: say so in the exit status.
+      const failed = [...result.failures.map((f) => f.name), ...(result.scaling?.kafkaKeys ?? []).filter((k) => k.error !== undefined).map((k) => `window ${k.keys} series`)];
+      if (failed.length) {
+        process.stderr.write(`vigil bench: not finished: ${failed.join(', ')} (see the table's notes)\n`);
+        process.exitCode = 1;
+      }
     });
 
   bench

@@ -135,6 +135,8 @@ async function endOffsets(admin: AdminClient, topics: string[]): Promise<number>
 
 /** The latency phase goes on (up to twice its length) until this many outputs were timed. */
 const MIN_TIMED_OUTPUTS = 500;
+/** How often the harness samples the child's processed-record count (ms). */
+const POLL_MS = 50;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -184,7 +186,8 @@ interface Snap {
 }
 
 interface DrainMeasure {
-  drain: DrainRate;
+  /** Undefined when the whole backlog went within one poll (too short to time). */
+  drain: DrainRate | undefined;
   first: Snap;
   last: Snap;
 }
@@ -218,14 +221,17 @@ async function measureDrain(env: KafkaEnv, child: ChildHandle, label: string, to
       }
       if (child.failure) throw new Error(`${label}: ${child.failure} (${n} of ${total} records processed)`);
       if (t - lastProgress > 60_000) throw new Error(`${label}: no progress for 60 s (${n} of ${total} records processed)`);
-      await sleep(50);
+      await sleep(POLL_MS);
     }
   } finally {
     bar.stop();
   }
-  const drain = drainRate(samples, total, cap);
-  if (!drain) throw new Error(`${label}: the drain finished within one poll; use more records`);
-  return { drain, first: first!, last: last! };
+  return { drain: drainRate(samples, total, cap), first: first!, last: last! };
+}
+
+function timed(m: DrainMeasure, label: string): DrainMeasure & { drain: DrainRate } {
+  if (!m.drain) throw new Error(`${label}: the drain finished within one poll; use more records`);
+  return m as DrainMeasure & { drain: DrainRate };
 }
 
 export async function runKafkaTarget(
@@ -255,9 +261,11 @@ export async function runKafkaTarget(
     if (opts.profileFile) await child.request('profile-start');
     let m = await measureDrain(env, child, target.label, backlog - base);
     let redone = false;
-    if (m.drain.seconds < opts.drain.minSeconds && !opts.profileFile) {
-      const records = Math.ceil((m.drain.rate * opts.drain.targetSeconds) / 10_000) * 10_000;
-      log(`[bench] ${target.label}: the drain took ${m.drain.seconds.toFixed(2)} s; again with a backlog of ${records.toLocaleString('en-US')} records`);
+    if ((!m.drain || m.drain.seconds < opts.drain.minSeconds) && !opts.profileFile) {
+      // Too short to time well (or at all): a backlog sized for the target, from the rate seen.
+      const rate = m.drain?.rate ?? ((backlog - base) * 1000) / POLL_MS;
+      const records = Math.ceil((rate * opts.drain.targetSeconds) / 10_000) * 10_000;
+      log(`[bench] ${target.label}: the drain took ${m.drain ? `${m.drain.seconds.toFixed(2)} s` : 'under one poll'}; again with a backlog of ${records.toLocaleString('en-US')} records`);
       peakRss = Math.max(peakRss, (await child.stop()).maxRss);
       current = nextBacklog(current, records);
       loads = await prepareLoads(env, target, current);
@@ -269,7 +277,7 @@ export async function runKafkaTarget(
       redone = true;
     }
     if (opts.profileFile) await child.request('profile-stop', { file: opts.profileFile });
-    const { drain, first, last } = m;
+    const { drain, first, last } = timed(m, target.label);
     const state = await child.sample(true);
     // Over the child's whole life up to the drain's end: at a commit everything consumed so far has
     // been produced, while between two moments the counters are skewed by batches in flight.
@@ -367,11 +375,12 @@ export async function runMatchedPipe(env: KafkaEnv, workload: KafkaTarget, forwa
   const inTopics = workload.inputs.map((i) => i.topic);
   const outTopic = `${inTopics[0]}.matched-pipe`;
   const group = `${workload.group}-matched-pipe`;
-  await env.admin.createTopics([{ topic: outTopic, partitions: 4, configs: { 'max.message.bytes': String(8 * 1_048_576) } }]);
+  await env.admin.createTopics([{ topic: outTopic, partitions: 4 }]);
   const total = await endOffsets(env.admin, inTopics);
   const child = await startChild({ mode: 'pipe', brokers: env.brokers, inTopics, outTopic, group, concurrency: 2, forward });
   try {
-    const { drain, first, last } = await measureDrain(env, child, `pipe × ${forward.toFixed(3)}`, total, records);
+    const label = `pipe × ${forward.toFixed(3)}`;
+    const { drain, first, last } = timed(await measureDrain(env, child, label, total, records), label);
     const cpu = (last.engine.cpuUserUs + last.engine.cpuSystemUs - first.engine.cpuUserUs - first.engine.cpuSystemUs) / 1e6;
     await child.stop();
     return { forward, records: drain.records, seconds: drain.seconds, recordsPerSec: drain.rate, cpuSecondsPerMillion: cpuSecondsPerMillion(cpu, drain.records) };
