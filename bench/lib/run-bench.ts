@@ -152,9 +152,7 @@ function pipeTarget(prefix: string, env: KafkaEnv): KafkaTarget {
     label: 'kafkajs pipe',
     inputs: [{ topic: inTopic, partitions: 4, schemaName: 'vigil.telemetry.MetricSample', share: 1 }],
     outputs: [outTopic],
-    // A pipe forwards every record: a full 1 MiB fetch re-produced as one request can exceed the
-    // default 1 MiB max.message.bytes, so the pipe's output topic allows larger batches.
-    createOutputs: [{ topic: outTopic, partitions: 4, configs: { 'max.message.bytes': String(8 * 1_048_576) } }],
+    createOutputs: [{ topic: outTopic, partitions: 4 }],
     group,
     child: { mode: 'pipe', brokers: env.brokers, inTopics: [inTopic], outTopic, group, concurrency: 2, forward: 1 },
   };
