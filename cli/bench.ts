@@ -2,6 +2,9 @@
 //   vigil bench [--quick] [options]     the benchmark: workloads on Kafka + in-process core
 //   vigil bench load --topic T          the load generator alone (synthetic Avro telemetry)
 //   vigil bench profile FILE            self time per function of a .cpuprofile
+//   vigil bench charts RESULT.json      the charts of a run, rendered again
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { KafkaClient } from '../connectors/kafka-client.ts';
@@ -10,7 +13,8 @@ import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
 import { generateLoad, produceLoad, progressBar } from '../bench/lib/load.ts';
 import { profileMarkdown, summarizeProfileFile } from '../bench/lib/profile.ts';
 import { summaryMarkdown } from '../bench/lib/report.ts';
-import { defaultOptions, runBench } from '../bench/lib/run-bench.ts';
+import type { BenchResult } from '../bench/lib/report.ts';
+import { defaultOptions, runBench, writeCharts } from '../bench/lib/run-bench.ts';
 import { WORKLOADS } from '../bench/lib/topologies.ts';
 import type { WorkloadName } from '../bench/lib/topologies.ts';
 import { loadSchemaCatalog } from '../schemas/serde.ts';
@@ -196,5 +200,15 @@ export function registerBench(program: Command): void {
     .option('--top <n>', 'functions to list', int(1), 25)
     .action(async (file: string, o: { top: number }) => {
       process.stdout.write(`${profileMarkdown(await summarizeProfileFile(file, o.top), o.top)}\n`);
+    });
+
+  bench
+    .command('charts <result.json>')
+    .description("renders a run's charts again from its result.json (into charts/ beside it, or --out)")
+    .option('--out <dir>', 'where to write the SVG files')
+    .action(async (file: string, o: { out?: string }) => {
+      const result = JSON.parse(await readFile(file, 'utf8')) as BenchResult;
+      const dir = o.out ?? join(dirname(file), 'charts');
+      for (const c of await writeCharts(result, dir)) process.stdout.write(`${join(dir, c)}\n`);
     });
 }

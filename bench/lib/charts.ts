@@ -32,7 +32,7 @@ export function lineChartSpec(c: LineChart): TopLevelSpec {
     encoding: {
       x: { field: 'x', type: 'quantitative', title: c.xTitle, scale: c.logX ? { type: 'log' } : { zero: true } },
       y: { field: 'y', type: 'quantitative', title: c.yTitle, scale: c.logY ? { type: 'log' } : { zero: true } },
-      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+      color: { field: 'series', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 0 } },
     },
   };
 }
@@ -51,7 +51,7 @@ export function barChartSpec(c: BarChart): TopLevelSpec {
     encoding: {
       x: { field: 'label', type: 'nominal', title: null, sort: null, axis: { labelAngle: 0 } },
       y: { field: 'value', type: 'quantitative', title: c.yTitle },
-      color: { field: 'group', type: 'nominal', title: null, legend: { orient: 'bottom' } },
+      color: { field: 'group', type: 'nominal', title: null, legend: { orient: 'bottom', labelLimit: 0 } },
     },
   };
 }

@@ -241,7 +241,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
 // ---------------------------------------------------------------------------------------------
 // Charts
 
-async function writeCharts(r: BenchResult, dir: string): Promise<string[]> {
+export async function writeCharts(r: BenchResult, dir: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const written: string[] = [];
   const put = async (name: string, svg: string) => {
