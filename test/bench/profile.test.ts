@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { categoryOf, profileMarkdown, selfTimes, summarizeProfile } from '../../bench/lib/profile.ts';
 import type { CpuProfile } from '../../bench/lib/profile.ts';
+import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../../connectors/kafka-jars.ts';
+
+// Frame URLs point into this checkout, wherever it lives.
+const inRepo = (path: string) => pathToFileURL(join(REPO_ROOT, path)).href;
 
 const frame = (functionName: string, url = '', lineNumber = 0) => ({ functionName, url, lineNumber, scriptId: '0', columnNumber: 0 });
 
@@ -9,8 +15,8 @@ const profile: CpuProfile = {
   nodes: [
     { id: 1, callFrame: frame('(root)'), children: [2, 3, 5] },
     { id: 2, callFrame: frame('(idle)') },
-    { id: 3, callFrame: frame('process', 'file:///work/main/runtime/task.ts', 199), children: [4] },
-    { id: 4, callFrame: frame('readLong', 'file:///work/main/node_modules/avsc/lib/utils.js', 9) },
+    { id: 3, callFrame: frame('process', inRepo('runtime/task.ts'), 199), children: [4] },
+    { id: 4, callFrame: frame('readLong', inRepo('node_modules/avsc/lib/utils.js'), 9) },
     { id: 5, callFrame: frame('(garbage collector)') },
   ],
   startTime: 0,
