@@ -35,7 +35,15 @@ export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
   const out: ConsumedRecord[] = [];
   let last = Date.now();
   let finish!: () => void;
-  const done = new Promise<void>((r) => (finish = r));
+  let fail!: (err: Error) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
+  // A reader whose consumer gave up must say so, not wait silently for its deadline.
+  consumer.onCrash((err, restart) => {
+    if (!restart) fail(new Error(`reading ${opts.topic} failed: ${err.message}`));
+  });
   const max = opts.max ?? Number.POSITIVE_INFINITY;
   await consumer.subscribe([opts.topic], opts.fromBeginning ?? true);
   await consumer.run({

@@ -43,7 +43,7 @@ export function topologyFile(yaml: string): string {
 }
 
 export async function startRunner(plan: Plan, serde: AvroSerde, opts: { metricsPort?: number } = {}): Promise<Runner> {
-  const runner = new Runner({ plan, brokers: brokers(), serde, metricsPort: opts.metricsPort, tickMs: 200, log: () => {} });
+  const runner = new Runner({ plan, brokers: brokers(), serde, metricsPort: opts.metricsPort, tickMs: 200, log: (line) => process.stderr.write(`${line}\n`) });
   await runner.start();
   return runner;
 }
@@ -63,15 +63,24 @@ export async function produceRaw(records: OutRecord[], opts: { chunk?: number; p
   }
 }
 
-/** Reads a topic from the beginning until `count` records arrived (or fails after timeoutMs). */
+/** Reads a topic from the beginning until `count` records arrived; fails after timeoutMs, naming the topic's offsets. */
 export async function readUntil(topic: string, count: number, opts: { timeoutMs?: number; readCommitted?: boolean } = {}): Promise<ConsumedRecord[]> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), opts.timeoutMs ?? 60_000);
+  let records: ConsumedRecord[];
   try {
-    return await readTopic({ brokers: brokers(), topic, max: count, signal: abort.signal, readCommitted: opts.readCommitted });
+    records = await readTopic({ brokers: brokers(), topic, max: count, signal: abort.signal, readCommitted: opts.readCommitted });
   } finally {
     clearTimeout(timer);
   }
+  if (records.length < count) {
+    // Say whether the records were never written or written and not read.
+    const admin = new KafkaClient({ brokers: brokers() }).admin();
+    const offsets = await admin.offsets(topic).finally(() => admin.disconnect());
+    const where = offsets.map((o) => `p${o.partition} ${o.low}..${o.high}`).join(', ');
+    throw new Error(`read ${records.length} of ${count} records from ${topic} in ${(opts.timeoutMs ?? 60_000) / 1000} s; its offsets: ${where}`);
+  }
+  return records;
 }
 
 /** Reads everything currently in a topic: stops once no record arrived for idleMs. */
