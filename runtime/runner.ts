@@ -40,6 +40,7 @@ import { sinkKey } from './keys.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
 import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, upstreamTaskCounts } from './task.ts';
 import type { DeadLetter, InputRef } from './task.ts';
+import type { ManagedStore } from './stores.ts';
 
 /** What the runner needs from the Avro serde (schemas/serde.ts). */
 export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode' | 'addReaderSchema'>;
@@ -230,6 +231,11 @@ export class Runner {
     if (!this.started || this.stopping) return false;
     for (const s of this.slots.values()) if (!s.restored) return false;
     return true;
+  }
+
+  /** The operator stores of the tasks this instance runs now (for state-size figures). */
+  operatorStores(): ManagedStore[] {
+    return [...this.slots.values()].flatMap((s) => s.task.operatorStores);
   }
 
   status(): Record<string, unknown> {

@@ -176,6 +176,8 @@ export class Task {
   readonly nodes = new Map<string, NodeRuntime>();
   /** Every store of the task, including the runtime's metadata store. */
   readonly stores: ManagedStore[] = [];
+  /** The operators' stores (every store but the metadata store). */
+  readonly operatorStores: ManagedStore[] = [];
   readonly timers: TimerQueue;
   readonly meta: MemoryKeyValueStore<number | { at: number; data?: unknown }>;
   /** The input record being processed (undefined while timers fire). */
@@ -207,6 +209,7 @@ export class Task {
         const store = s.kind === 'kv' ? new MemoryKeyValueStore(s.name, s.changelogTopic) : new MemoryWindowStore(s.name, s.changelogTopic);
         rt.stores.set(s.name, store);
         this.stores.push(store);
+        this.operatorStores.push(store);
       }
       this.nodes.set(n.name, rt);
     }

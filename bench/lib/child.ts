@@ -94,22 +94,6 @@ function send(msg: unknown): Promise<void> {
   });
 }
 
-/**
- * The Runner's operator stores. The Runner exposes entries (metrics) but not bytes, so this reads
- * its task slots; undefined when their shape is not the expected one.
- */
-function runnerStores(runner: Runner): ManagedStore[] | undefined {
-  const slots = (runner as unknown as { slots?: unknown }).slots;
-  if (!(slots instanceof Map)) return undefined;
-  const out: ManagedStore[] = [];
-  for (const slot of slots.values()) {
-    const stores = (slot as { task?: { stores?: ManagedStore[] } }).task?.stores;
-    if (!Array.isArray(stores)) return undefined;
-    for (const s of stores) if (s.name !== '__meta') out.push(s);
-  }
-  return out;
-}
-
 interface Counts {
   consumed: number;
   produced: number;
@@ -119,7 +103,7 @@ async function counterTotal(c: { get(): Promise<{ values: Array<{ value: number 
   return (await c.get()).values.reduce((a, v) => a + v.value, 0);
 }
 
-async function sample(counts: () => Promise<Counts>, stores?: () => ManagedStore[] | undefined, state = false): Promise<ChildSample> {
+async function sample(counts: () => Promise<Counts>, stores?: () => ManagedStore[], state = false): Promise<ChildSample> {
   const cpu = process.cpuUsage();
   const mem = process.memoryUsage();
   const s: ChildSample = {
@@ -133,10 +117,8 @@ async function sample(counts: () => Promise<Counts>, stores?: () => ManagedStore
   };
   if (state && stores) {
     const list = stores();
-    if (list) {
-      s.stateBytes = list.reduce((a, st) => a + st.approxBytes(), 0);
-      s.stateEntries = list.reduce((a, st) => a + st.size, 0);
-    }
+    s.stateBytes = list.reduce((a, st) => a + st.approxBytes(), 0);
+    s.stateEntries = list.reduce((a, st) => a + st.size, 0);
   }
   return s;
 }
@@ -200,11 +182,11 @@ async function main(): Promise<void> {
   }
   let stop: () => Promise<void>;
   let counts: () => Promise<Counts>;
-  let stores: (() => ManagedStore[] | undefined) | undefined;
+  let stores: (() => ManagedStore[]) | undefined;
   if (config.mode === 'engine') {
     const e = await startEngine(config);
     stop = e.stop;
-    stores = () => runnerStores(e.runner);
+    stores = () => e.runner.operatorStores();
     counts = async () => ({ consumed: await counterTotal(e.runner.metrics.consumed), produced: await counterTotal(e.runner.metrics.produced) });
   } else {
     ({ stop, counts } = await startPipe(config));

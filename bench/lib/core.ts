@@ -11,6 +11,7 @@ import { AvroSerde, loadSchemaCatalog, schemaFullName } from '../../schemas/serd
 import type { RegistryClient } from '../../schemas/serde.ts';
 import { Task } from '../../runtime/task.ts';
 import type { InputRef } from '../../runtime/task.ts';
+import { sinkKey } from '../../runtime/keys.ts';
 import type { Plan, PlanSink, PlanSource, SubTopology } from '../../topology/types.ts';
 import { generateLoad } from './load.ts';
 import type { EncodedLoad, LoadSpec } from './load.ts';
@@ -108,16 +109,11 @@ export class CoreHarness {
     );
   }
 
-  /** The Runner's emit(): encode, size check, key from the sink's key field. */
+  /** The Runner's emit(): encode, and the sink's key as the Runner derives it. */
   private emit(sink: PlanSink, record: StreamRecord): void {
     const id = this.sinkIds.get(sink.topic)!;
     const value = this.serde.encode(id, record.value);
-    let key: string | null = record.key;
-    if (sink.keyField) {
-      let v: unknown = record.value;
-      for (const part of sink.keyField.split('.')) v = v === null || typeof v !== 'object' ? undefined : (v as Record<string, unknown>)[part];
-      key = v === undefined || v === null ? null : String(v);
-    }
+    const key = sinkKey(sink, record);
     if (sink.internal) {
       const next = this.byTopic.get(sink.topic);
       if (next) this.processOne(next.task, next.source, key, value, record.timestamp);
@@ -184,14 +180,14 @@ export class CoreHarness {
   /** Approximate bytes held by every store of every task (keys + JSON values). */
   stateBytes(): number {
     let n = 0;
-    for (const t of this.tasks) for (const s of t.stores) if (s.name !== '__meta') n += s.approxBytes();
+    for (const t of this.tasks) for (const s of t.operatorStores) n += s.approxBytes();
     return n;
   }
 
   /** Live entries of every operator store. */
   stateEntries(): number {
     let n = 0;
-    for (const t of this.tasks) for (const s of t.stores) if (s.name !== '__meta') n += s.size;
+    for (const t of this.tasks) for (const s of t.operatorStores) n += s.size;
     return n;
   }
 }

@@ -5,9 +5,6 @@ import { fileURLToPath } from 'node:url';
 import { loadTopology, parseTopology } from '../../topology/loader.ts';
 import { planTopology } from '../../topology/plan.ts';
 import type { Plan, Topology } from '../../topology/types.ts';
-import type { OperatorDefinition } from '../../operators/types.ts';
-import { operatorRegistry } from '../../operators/registry.ts';
-import { aggregateOperator } from '../../operators/aggregate.ts';
 
 export type WorkloadName = 'passthrough' | 'window' | 'monitor';
 export const WORKLOADS: readonly WorkloadName[] = ['passthrough', 'window', 'monitor'];
@@ -20,14 +17,6 @@ export const WORKLOAD_FILES: Record<WorkloadName, string> = {
   window: fileURLToPath(new URL('../topologies/window.yaml', import.meta.url)),
   monitor: fileURLToPath(new URL('../../topology/examples/demo.yaml', import.meta.url)),
 };
-
-/** The operator registry, plus `aggregate` while operators/registry.ts does not list it yet. */
-export function benchOperators(): ReadonlyMap<string, OperatorDefinition<any>> {
-  if (operatorRegistry.has(aggregateOperator.type)) return operatorRegistry;
-  const ops = new Map(operatorRegistry);
-  ops.set(aggregateOperator.type, aggregateOperator);
-  return ops;
-}
 
 /** Prefixes the topology's name (its group id and internal topics) and every topic it names. */
 export function renameTopology(t: Topology, prefix: string): Topology {
@@ -43,12 +32,12 @@ export function renameTopology(t: Topology, prefix: string): Topology {
 
 /** Loads, renames and plans a topology file. */
 export function loadBenchPlan(file: string, prefix = ''): Plan {
-  return planTopology(renameTopology(loadTopology(file, { operators: benchOperators() }), prefix));
+  return planTopology(renameTopology(loadTopology(file), prefix));
 }
 
 /** Plans topology text (for generated chains); `schemas:` paths resolve in bench/topologies/. */
 export function planText(yaml: string, prefix = ''): Plan {
-  return planTopology(renameTopology(parseTopology(yaml, `${TOPOLOGY_DIR}generated.yaml`, { operators: benchOperators() }), prefix));
+  return planTopology(renameTopology(parseTopology(yaml, `${TOPOLOGY_DIR}generated.yaml`), prefix));
 }
 
 const CHAIN_HEAD = `version: 1
