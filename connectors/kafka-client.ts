@@ -193,6 +193,11 @@ function topicMessages(records: OutRecord[]): Array<{ topic: string; messages: M
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
+/** Sends records in order, as requests of at most `maxBytes` (acks=all, no compression). */
+async function sendChunked(target: Pick<Producer, 'sendBatch'>, records: OutRecord[], maxBytes: number): Promise<void> {
+  for (const chunk of chunkBySize(records, maxBytes)) await target.sendBatch({ topicMessages: topicMessages(chunk), acks: -1, compression: CompressionTypes.None });
+}
+
 function decodeHeaders(h: IHeaders | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (!h) return out;
@@ -376,15 +381,13 @@ export class KafkaClient {
     return {
       connect: () => producer.connect(),
       async send(records) {
-        for (const chunk of chunkBySize(records, maxRequestBytes))
-          await producer.sendBatch({ topicMessages: topicMessages(chunk), acks: -1, compression: CompressionTypes.None });
+        await sendChunked(producer, records, maxRequestBytes);
       },
       async transaction() {
         const tx: Transaction = await producer.transaction();
         return {
           async send(records) {
-            for (const chunk of chunkBySize(records, maxRequestBytes))
-              await tx.sendBatch({ topicMessages: topicMessages(chunk), acks: -1, compression: CompressionTypes.None });
+            await sendChunked(tx, records, maxRequestBytes);
           },
           async sendOffsets(groupId, offsets) {
             const byTopic = new Map<string, Array<{ partition: number; offset: string }>>();
