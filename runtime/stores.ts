@@ -31,13 +31,25 @@ export interface ManagedStore {
 
 const TOMBSTONE = Symbol('tombstone');
 
-/** Turns a store's change set into changelog records (JSON values, null = tombstone) and clears it. */
+/** A changelog record of a changed value: JSON, or null for a tombstone. */
+function changelogEntry<V>(key: string, v: V | typeof TOMBSTONE): ChangelogEntry {
+  return { key, value: v === TOMBSTONE ? null : JSON.stringify(v) };
+}
+
+/** Turns a store's change set into changelog records and clears it. */
 function drain<V>(dirty: Map<string, V | typeof TOMBSTONE>): ChangelogEntry[] {
   if (dirty.size === 0) return [];
   const out: ChangelogEntry[] = [];
-  for (const [key, v] of dirty) out.push({ key, value: v === TOMBSTONE ? null : JSON.stringify(v) });
+  for (const [key, v] of dirty) out.push(changelogEntry(key, v));
   dirty.clear();
   return out;
+}
+
+/** The inner map of `key`, created when missing. */
+function windowsOf<W>(map: Map<string, Map<number, W>>, key: string): Map<number, W> {
+  let windows = map.get(key);
+  if (!windows) map.set(key, (windows = new Map()));
+  return windows;
 }
 
 export class MemoryKeyValueStore<V> implements KeyValueStore<V>, ManagedStore {
@@ -144,7 +156,7 @@ export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
     if (this.dirty.size === 0) return [];
     const out: ChangelogEntry[] = [];
     for (const [key, windows] of this.dirty)
-      for (const [start, v] of windows) out.push({ key: windowChangelogKey(key, start), value: v === TOMBSTONE ? null : JSON.stringify(v) });
+      for (const [start, v] of windows) out.push(changelogEntry(windowChangelogKey(key, start), v));
     this.dirty.clear();
     return out;
   }
@@ -162,14 +174,11 @@ export class MemoryWindowStore<V> implements WindowStore<V>, ManagedStore {
   }
 
   private markDirty(key: string, start: number, value: V | typeof TOMBSTONE): void {
-    let windows = this.dirty.get(key);
-    if (!windows) this.dirty.set(key, (windows = new Map()));
-    windows.set(start, value);
+    windowsOf(this.dirty, key).set(start, value);
   }
 
   private set(key: string, start: number, value: V): void {
-    let windows = this.map.get(key);
-    if (!windows) this.map.set(key, (windows = new Map()));
+    const windows = windowsOf(this.map, key);
     if (!windows.has(start)) this.count++;
     windows.set(start, value);
   }
