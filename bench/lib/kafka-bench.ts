@@ -29,7 +29,7 @@ import { startLatencyReader } from './latency.ts';
 import { processCpuSeconds } from './proc.ts';
 import { MB, cpuSecondsPerMillion, drainRate, recordsPerCoreSecond, summarize } from './stats.ts';
 import type { DrainRate, LatencySummary, ProgressSample } from './stats.ts';
-import { windowsFor } from './scaling.ts';
+import { spanFor } from './scaling.ts';
 
 export interface KafkaEnv {
   brokers: string[];
@@ -162,7 +162,7 @@ export function nextBacklog(s: LoadSettings, records: number): LoadSettings {
     records,
     seed: s.seed + 1000,
     startTime: Math.ceil(after / s.windowMs) * s.windowMs,
-    spanMs: windowsFor(records, s.keys) * s.windowMs - 1,
+    spanMs: spanFor(records, s.keys, s.windowMs),
   };
 }
 
@@ -227,6 +227,11 @@ async function measureDrain(env: KafkaEnv, child: ChildHandle, label: string, to
     bar.stop();
   }
   return { drain: drainRate(samples, total, cap), first: first!, last: last! };
+}
+
+/** CPU seconds (user + system) the child used between two samples. */
+function cpuSecondsBetween(first: Snap, last: Snap): number {
+  return (last.engine.cpuUserUs + last.engine.cpuSystemUs - first.engine.cpuUserUs - first.engine.cpuSystemUs) / 1e6;
 }
 
 function timed(m: DrainMeasure, label: string): DrainMeasure & { drain: DrainRate } {
@@ -331,7 +336,7 @@ export async function runKafkaTarget(
 
     const end = await child.stop();
     peakRss = Math.max(peakRss, end.maxRss, state.maxRss);
-    const engineCpu = (last.engine.cpuUserUs + last.engine.cpuSystemUs - first.engine.cpuUserUs - first.engine.cpuSystemUs) / 1e6;
+    const engineCpu = cpuSecondsBetween(first, last);
     const brokerCpu = first.broker !== undefined && last.broker !== undefined ? last.broker - first.broker : undefined;
     const avgRecordBytes = loads.reduce((a, l) => a + l.bytes, 0) / loads.reduce((a, l) => a + l.values.length, 0);
     const result: KafkaRunResult = {
@@ -381,7 +386,7 @@ export async function runMatchedPipe(env: KafkaEnv, workload: KafkaTarget, forwa
   try {
     const label = `pipe × ${forward.toFixed(3)}`;
     const { drain, first, last } = timed(await measureDrain(env, child, label, total, records), label);
-    const cpu = (last.engine.cpuUserUs + last.engine.cpuSystemUs - first.engine.cpuUserUs - first.engine.cpuSystemUs) / 1e6;
+    const cpu = cpuSecondsBetween(first, last);
     await child.stop();
     return { forward, records: drain.records, seconds: drain.seconds, recordsPerSec: drain.rate, cpuSecondsPerMillion: cpuSecondsPerMillion(cpu, drain.records) };
   } finally {

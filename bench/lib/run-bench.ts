@@ -25,7 +25,7 @@ import { runConsumerPerf, runProducerPerf } from './perf-tools.ts';
 import { summarizeProfileFile } from './profile.ts';
 import { brokerBound, ratiosFor, summaryMarkdown } from './report.ts';
 import type { BenchResult, CoreResults, CoreStage, WorkloadResult } from './report.ts';
-import { windowsFor } from './scaling.ts';
+import { spanFor } from './scaling.ts';
 import type { KeyPointResult, KeyPointSpec } from './scaling.ts';
 import { linearFit, serialPipeRate } from './stats.ts';
 import { WORKLOADS, WORKLOAD_FILES, chainYaml, kafkaChainYaml, loadBenchPlan, planText } from './topologies.ts';
@@ -189,7 +189,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
     anomalyFraction: o.anomalies,
     seed: o.seed,
     startTime: 1_700_000_000_000,
-    spanMs: windowsFor(o.coreRecords, o.keys) * windowMs - 1,
+    spanMs: spanFor(o.coreRecords, o.keys, windowMs),
   };
   const metrics = await coreLoad(serde, catalog.get('vigil.telemetry.MetricSample')!, 'core.metrics-value', { ...spec, kind: 'metric' });
   const logs = await coreLoad(serde, catalog.get('vigil.telemetry.LogLine')!, 'core.logs-value', { ...spec, kind: 'log', records: Math.round(o.coreRecords / 2), seed: o.seed + 1 });
@@ -333,7 +333,7 @@ export async function runBench(o: BenchOptions): Promise<{ result: BenchResult; 
     maxOutOfOrderMs: o.maxLatenessMs,
     anomalyFraction: o.anomalies,
     seed: o.seed,
-    spanMs: windowsFor(records, keys) * windowMs - 1,
+    spanMs: spanFor(records, keys, windowMs),
     // Aligned to the windows, six hours back: the live phase's event times are later than any.
     startTime: Math.floor((Date.now() - 6 * 3600_000) / windowMs) * windowMs,
     windowMs,

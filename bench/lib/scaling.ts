@@ -43,6 +43,11 @@ export function windowsFor(records: number, keys: number): number {
   return Math.max(1, Math.min(6, Math.round(records / (keys * 20))));
 }
 
+/** Event-time span (ms) of a load of `records` over `keys` series: whole windows (see windowsFor). */
+export function spanFor(records: number, keys: number, windowMs: number): number {
+  return windowsFor(records, keys) * windowMs - 1;
+}
+
 function collect(): number {
   globalThis.gc?.();
   globalThis.gc?.();
@@ -66,7 +71,7 @@ export async function runKeyPoint(spec: KeyPointSpec): Promise<KeyPointResult> {
     anomalyFraction: 0.01,
     seed: spec.seed,
     startTime: start,
-    spanMs: windowsFor(spec.records, spec.keys) * spec.windowMs - 1,
+    spanMs: spanFor(spec.records, spec.keys, spec.windowMs),
   };
   const encoded = await coreLoad(serde, catalog.get(source.schemaName)!, `${source.topic}-value`, load);
   const inputs = [{ topic: source.topic, load: encoded }];
