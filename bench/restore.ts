@@ -12,6 +12,7 @@ import { startLocalBroker } from '../connectors/local-broker.ts';
 import { startRegistry } from '../schemas/registry/server.ts';
 import { AvroSerde, loadSchemaCatalog } from '../schemas/serde.ts';
 import { parseTopology } from '../topology/loader.ts';
+import { operatorRegistry } from '../operators/registry.ts';
 import { planTopology } from '../topology/plan.ts';
 import { Runner } from '../runtime/runner.ts';
 import { windowChangelogKey } from '../runtime/stores.ts';
@@ -52,7 +53,7 @@ sinks:
   - name: out
     topic: ${name}.out
 `;
-  const plan = planTopology(parseTopology(yaml, 'restore-bench.yaml'));
+  const plan = planTopology(parseTopology(yaml, 'restore-bench.yaml', { operators: operatorRegistry }));
   const store = plan.subtopologies[0]!.nodes[0]!.stores[0]!;
   const client = new KafkaClient({ brokers: opts.brokers, clientId: 'vigil-restore-bench' });
   const admin = client.admin();

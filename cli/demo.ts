@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { connectEnvironment, untilSignal } from './environment.ts';
-import { planFile, startRunner } from './run.ts';
+import { planFile, runPlan } from './run.ts';
 import { formatRecord } from './tail.ts';
 import { produceTelemetry } from '../connectors/telemetry-producer.ts';
 import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
@@ -24,7 +24,7 @@ export function registerDemo(program: Command): void {
       const env = await connectEnvironment({ startBroker: true });
       const log = (l: string) => process.stderr.write(`${l}\n`);
       log(`[vigil] Kafka ${env.brokers.join(',')}, schema registry ${env.registryUrl}`);
-      const runner = await startRunner(env, plan, { metricsPort: Number(o.metricsPort) });
+      const runner = await runPlan(env, plan, { metricsPort: Number(o.metricsPort) });
       const abort = new AbortController();
       const stopAt = o.duration ? setTimeout(() => abort.abort(), Number(o.duration) * 1000) : undefined;
       void untilSignal().then(() => abort.abort());

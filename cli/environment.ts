@@ -7,7 +7,7 @@
 import { resolveBrokers, startLocalBroker } from '../connectors/local-broker.ts';
 import { startRegistry } from '../schemas/registry/server.ts';
 import { AvroSerde, loadSchemaCatalog } from '../schemas/serde.ts';
-import type { RecordSchema } from '../operators/types.ts';
+import type { RecordSchema } from '../kernel/operator.ts';
 
 export interface Environment {
   brokers: string[];

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { registerBench } from './bench.ts';
 import { registerBroker } from './broker.ts';
 import { registerDemo } from './demo.ts';
+import { registerDocs } from './docs.ts';
 import { registerProduce } from './produce.ts';
 import { registerRun } from './run.ts';
 import { registerTail } from './tail.ts';
@@ -18,6 +19,7 @@ export async function main(argv: string[]): Promise<void> {
   registerTail(program);
   registerBroker(program);
   registerBench(program);
+  registerDocs(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

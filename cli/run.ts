@@ -5,7 +5,9 @@ import type { Environment } from './environment.ts';
 import { loadTopology } from '../topology/loader.ts';
 import { planTopology } from '../topology/plan.ts';
 import type { Plan } from '../topology/types.ts';
-import { Runner } from '../runtime/runner.ts';
+import { startRunner } from '../runtime/runner.ts';
+import type { Runner } from '../runtime/runner.ts';
+import { operatorRegistry } from '../operators/registry.ts';
 
 export interface RunOptions {
   onFatal?: (error: Error) => void;
@@ -16,16 +18,14 @@ export interface RunOptions {
   log?: (line: string) => void;
 }
 
-/** Loads and plans a topology file. */
+/** Loads (with the built-in operators) and plans a topology file. */
 export function planFile(file: string): Plan {
-  return planTopology(loadTopology(resolve(file)));
+  return planTopology(loadTopology(resolve(file), { operators: operatorRegistry }));
 }
 
 /** Starts a Runner for a planned topology in an environment. */
-export async function startRunner(env: Environment, plan: Plan, opts: RunOptions = {}): Promise<Runner> {
-  const runner = new Runner({ plan, brokers: env.brokers, serde: env.serde, metricsPort: opts.metricsPort, instanceId: opts.instanceId, sessionTimeoutMs: opts.sessionTimeoutMs, log: opts.log, onFatal: opts.onFatal });
-  await runner.start();
-  return runner;
+export function runPlan(env: Environment, plan: Plan, opts: RunOptions = {}): Promise<Runner> {
+  return startRunner({ plan, brokers: env.brokers, serde: env.serde, ...opts });
 }
 
 export function registerRun(program: Command): void {
@@ -41,7 +41,7 @@ export function registerRun(program: Command): void {
       const env = await connectEnvironment({});
       let fatal!: (e: Error) => void;
       const failed = new Promise<Error>((r) => (fatal = r));
-      const runner = await startRunner(env, plan, {
+      const runner = await runPlan(env, plan, {
         metricsPort: Number(o.metricsPort),
         instanceId: o.instance,
         sessionTimeoutMs: Number(o.sessionTimeout),

@@ -1,9 +1,10 @@
 // `vigil validate <file...>`: loads and plans topology files without touching Kafka.
 import type { Command } from 'commander';
 import { loadTopology } from '../topology/loader.ts';
+import { operatorRegistry } from '../operators/registry.ts';
 import { describePlan, planTopology } from '../topology/plan.ts';
-import { TopologyError, formatDiagnostic } from '../topology/diagnostics.ts';
-import type { Diagnostic } from '../topology/diagnostics.ts';
+import { TopologyError, formatDiagnostic } from '../kernel/diagnostics.ts';
+import type { Diagnostic } from '../kernel/diagnostics.ts';
 
 export interface ValidateOptions {
   /** Comma-separated variable names the files may interpolate (added to VIGIL_ENV_ALLOWLIST). */
@@ -30,7 +31,7 @@ export function validateFiles(files: string[], opts: ValidateOptions = {}, io: V
     let planText: string | undefined;
     let counts: Record<string, number> | undefined;
     try {
-      const t = loadTopology(file, { envAllowlist: allow, env: opts.env });
+      const t = loadTopology(file, { envAllowlist: allow, env: opts.env, operators: operatorRegistry });
       const plan = planTopology(t);
       counts = { sources: t.sources.length, operators: t.nodes.length, sinks: t.sinks.length, subtopologies: plan.subtopologies.length };
       summary = `OK ${file}: ${plural(counts.sources, 'source')}, ${plural(counts.operators, 'operator')}, ${plural(counts.sinks, 'sink')}, ${plural(counts.subtopologies, 'sub-topology', 'sub-topologies')}`;

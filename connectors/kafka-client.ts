@@ -2,7 +2,7 @@
 // runtime: consume batches, produce batches (plain or in transactions), commit, admin. Swapping
 // kafkajs for @confluentinc/kafka-javascript's KafkaJS-compatible API (which adds KIP-447
 // group-metadata fencing) means re-implementing this file, not the runtime or the operators.
-import { Kafka, logLevel, CompressionTypes } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, CompressionTypes } from 'kafkajs';
 import type { Admin, Consumer, Producer, Transaction, IHeaders, Message, LogEntry } from 'kafkajs';
 
 export interface ConsumedRecord {
@@ -103,6 +103,10 @@ export interface AdminClient {
   /** Committed offsets of a group for a topic. */
   groupOffsets(groupId: string, topic: string): Promise<Array<{ partition: number; offset: string }>>;
   deleteTopics(topics: string[]): Promise<void>;
+  /** Deletes the records of each partition below the given offset (moves its log start offset). */
+  deleteRecords(topic: string, partitions: Array<{ partition: number; offset: string }>): Promise<void>;
+  /** Topic configs as the broker reports them (e.g. retention.ms). */
+  topicConfigs(topic: string): Promise<Record<string, string>>;
   disconnect(): Promise<void>;
 }
 
@@ -277,6 +281,17 @@ export class KafkaClient {
       async deleteTopics(topics) {
         await ready();
         await admin.deleteTopics({ topics });
+      },
+      async deleteRecords(topic, partitions) {
+        await ready();
+        await admin.deleteTopicRecords({ topic, partitions });
+      },
+      async topicConfigs(topic) {
+        await ready();
+        const res = await admin.describeConfigs({ resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic }], includeSynonyms: false });
+        const out: Record<string, string> = {};
+        for (const e of res.resources[0]?.configEntries ?? []) out[e.configName] = e.configValue;
+        return out;
       },
       async disconnect() {
         if (connected) await admin.disconnect();

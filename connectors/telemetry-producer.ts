@@ -5,7 +5,7 @@ import type { OutRecord } from './kafka-client.ts';
 import { TelemetryGenerator, SCHEMA_OF_KIND } from './telemetry-generator.ts';
 import type { GeneratorOptions } from './telemetry-generator.ts';
 import type { AvroSerde } from '../schemas/serde.ts';
-import type { RecordSchema } from '../operators/types.ts';
+import type { RecordSchema } from '../kernel/operator.ts';
 
 export interface ProduceOptions extends GeneratorOptions {
   brokers: string[];

@@ -1,8 +1,8 @@
 // aggregate: windowed aggregation per group key in event time (tumbling, hopping, sliding and
 // session windows), closed by event-time timers (optionally also by the wall clock).
 //
-// State lives only in the runtime's stores, as plain JSON, so a restart or a rebalance restores
-// it exactly; timers are persisted by the runtime. Per record: the group key and the aggregated
+// State lives only in the runtime's stores (Avro), so a restart or a rebalance restores it
+// exactly; timers are persisted by the runtime. Per record: the group key and the aggregated
 // fields are read once into reusable arrays, the record's windows are found arithmetically (no
 // scan of open windows), their states are updated in place and put back.
 import type {
@@ -12,17 +12,19 @@ import type {
   OperatorDefinition,
   OperatorInstance,
   RecordSchema,
-  SchemaContext,
   StoreDecl,
   StreamRecord,
   Timer,
   WindowStore,
-} from './types.ts';
-import { avroFromTy, describeTy, isNumeric, isStringLike, nonNull, nullable, recordTy, T_DOUBLE, T_LONG } from '../topology/avro-types.ts';
-import type { RecordTy, RecordTyField, Ty } from '../topology/avro-types.ts';
-import { suggestion } from '../topology/diagnostics.ts';
-import { generatedSchemaName } from './map.ts';
-import { AGGREGATE_FNS, DEFAULT_ACCURACY, NUMERIC_FNS, addToStates, compileAggregations, initStates, mergeStates } from './lib/aggregations.ts';
+} from '../kernel/operator.ts';
+import type { AvroType } from '../kernel/schema.ts';
+import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
+import { keyOf } from '../kernel/keys.ts';
+import { generatedSchemaName } from '../kernel/names.ts';
+import { avroFromTy, describeTy, isNumeric, isStringLike, nonNull, nullable, recordTy, T_DOUBLE, T_LONG } from '../kernel/avro-types.ts';
+import type { RecordTy, RecordTyField, Ty } from '../kernel/avro-types.ts';
+import { suggestion } from '../kernel/diagnostics.ts';
+import { AGGREGATE_FNS, DEFAULT_ACCURACY, NUMERIC_FNS, addToStates, compileAggregations, initStates, mergeStates, statesCodec } from './lib/aggregations.ts';
 import type { AggregateFn, AggregationDef, CompiledAggregations } from './lib/aggregations.ts';
 import { describeWindow, fixedWindowStarts, isoOrRaw, maxFixedWindows } from './lib/windows.ts';
 
@@ -64,7 +66,7 @@ const CLOSE = 'c';
 const SWEEP = 's';
 
 // ---------------------------------------------------------------------------------------------
-// Schema derivation and checks (cached per config and input schema, like map)
+// Schema derivation and checks
 
 interface GroupField {
   path: string;
@@ -81,18 +83,6 @@ interface AggregatePlan {
   issues: ConfigIssue[];
 }
 
-/** config -> input schema -> operator name (it names the output schema) -> plan */
-const plans = new WeakMap<object, WeakMap<object, Map<string, AggregatePlan>>>();
-
-function plan(config: AggregateConfig, ctx: SchemaContext): AggregatePlan {
-  let perConfig = plans.get(config);
-  if (perConfig === undefined) plans.set(config, (perConfig = new WeakMap()));
-  let perInput = perConfig.get(ctx.input);
-  if (perInput === undefined) perConfig.set(ctx.input, (perInput = new Map()));
-  let p = perInput.get(ctx.name);
-  if (p === undefined) perInput.set(ctx.name, (p = buildPlan(config, ctx)));
-  return p;
-}
 
 /** Type of a dotted field path (records, then map values); undefined when there is no such field. */
 function pathTy(root: RecordTy, path: string): Ty | undefined {
@@ -159,9 +149,9 @@ function aggregationDoc(d: AggregationDef): string {
   }
 }
 
-function buildPlan(config: AggregateConfig, ctx: SchemaContext): AggregatePlan {
+function buildPlan(config: AggregateConfig, input: RecordSchema, name: string): AggregatePlan {
   const issues: ConfigIssue[] = [];
-  const inTy = recordTy(ctx.input);
+  const inTy = recordTy(input);
   const groups: GroupField[] = [];
   const taken = new Map<string, string>([
     [WINDOW_START, 'the window start'],
@@ -265,8 +255,8 @@ function buildPlan(config: AggregateConfig, ctx: SchemaContext): AggregatePlan {
 
   const rec: RecordTy = {
     k: 'record',
-    fullname: `${generatedSchemaName(ctx.name)}Aggregate`,
-    doc: `Output of aggregate '${ctx.name}': one record per group and window.`,
+    fullname: `${generatedSchemaName(name)}Aggregate`,
+    doc: `Output of aggregate '${name}': one record per group and window.`,
     fields: fields.map((f) => ({ name: f.name, ty: f.ty, doc: f.doc, hasDefault: false })),
     byName: new Map(),
   };
@@ -339,6 +329,15 @@ class AggregateInstance implements OperatorInstance {
     this.gv = new Array<unknown>(this.groupParts.length).fill(null);
     this.sv = new Array<unknown>(this.slotParts.length).fill(null);
     this.starts = new Array<number>(this.kind === 'fixed' ? maxFixedWindows(this.size, this.advance) : 1).fill(0);
+  }
+
+  /**
+   * Every result still to come has a timestamp of at least watermark - grace: a window still open
+   * ends after it (end - 1 >= watermark - grace), and an update goes out with its window's end.
+   * Passing on watermark - grace lets operators after this one treat its results as on time.
+   */
+  onWatermark(watermark: number): number {
+    return watermark - this.grace;
   }
 
   process(rec: StreamRecord, ctx: OperatorContext): void {
@@ -574,14 +573,7 @@ class AggregateInstance implements OperatorInstance {
       const o = outputs[i]!;
       out[o.name] = o.result(states[o.slot]);
     }
-    let recordKey: string | null;
-    if (names.length === 1) {
-      const g = gv[0];
-      recordKey = g === null || g === undefined ? null : String(g);
-    } else {
-      recordKey = key;
-    }
-    ctx.forward({ key: recordKey, value: out, timestamp: end - 1 });
+    ctx.forward({ key: names.length === 1 ? keyOf(gv) : key, value: out, timestamp: end - 1 });
   }
 
   private late(ctx: OperatorContext, t: number, key: string, start: number, end: number, clock: number): void {
@@ -607,15 +599,59 @@ class AggregateInstance implements OperatorInstance {
   }
 }
 
-function stores(config: AggregateConfig): StoreDecl[] {
-  const w = config.window ?? { type: 'tumbling' };
+function stores(config: AggregateConfig, aggs: CompiledAggregations): StoreDecl[] {
+  const w = config.window;
   const grace = config.grace ?? 0;
-  // Entries are deleted when their windows close; the retention only bounds what a runtime may keep
-  // and is generous whether it is counted from a window's start or its end.
-  if (w.type === 'session') return [{ name: SESSIONS_STORE, kind: 'kv' }];
+  const states = statesCodec(aggs, 'States');
+  // Entries are deleted when their windows close; the retention (from a window's start) only
+  // bounds what the store keeps if a close was missed, and lies past every close.
+  if (w.type === 'session') {
+    const session: AvroType = {
+      type: 'record',
+      name: 'Session',
+      namespace: 'vigil.state',
+      fields: [
+        { name: 's', type: 'long' },
+        { name: 'e', type: 'long' },
+        { name: 'a', type: states.schema },
+      ],
+    };
+    return [
+      {
+        name: SESSIONS_STORE,
+        kind: 'kv',
+        value: { type: 'array', items: session },
+        codec: {
+          toAvro: (list) => (list as Session[]).map((x) => ({ s: x.s, e: x.e, a: states.toAvro(x.a) })),
+          fromAvro: (list) => (list as Array<{ s: number; e: number; a: Record<string, unknown> }>).map((x) => ({ s: x.s, e: x.e, a: states.fromAvro(x.a) })),
+        },
+      },
+    ];
+  }
   const size = w.size ?? 0;
-  if (w.type === 'sliding') return [{ name: PANES_STORE, kind: 'window', retentionMs: 2 * size + grace + 1 }];
-  return [{ name: WINDOWS_STORE, kind: 'window', retentionMs: 2 * size + grace }];
+  if (w.type === 'sliding') {
+    return [
+      {
+        name: PANES_STORE,
+        kind: 'window',
+        retentionMs: 2 * size + grace + 1,
+        value: { type: 'record', name: 'Pane', namespace: 'vigil.state', fields: [{ name: 'w', type: 'int' }, { name: 'a', type: states.schema }] },
+        codec: {
+          toAvro: (p) => ({ w: (p as Pane).w, a: states.toAvro((p as Pane).a) }),
+          fromAvro: (p) => ({ w: (p as { w: 0 | 1 }).w, a: states.fromAvro((p as { a: Record<string, unknown> }).a) }),
+        },
+      },
+    ];
+  }
+  return [
+    {
+      name: WINDOWS_STORE,
+      kind: 'window',
+      retentionMs: 2 * size + grace,
+      value: states.schema,
+      codec: { toAvro: (a) => states.toAvro(a as unknown[]), fromAvro: (a) => states.fromAvro(a as Record<string, unknown>) },
+    },
+  ];
 }
 
 const DESCRIPTION = `
@@ -673,14 +709,14 @@ algorithm, numerically stable and mergeable); \`first\` and \`last\` take the va
 of the sorted values (nearest rank, no interpolation) estimated by a DDSketch within relative error \`accuracy\`
 (default 0.01, i.e. 1%) and clamped to the exact min and max; percentiles of one field and accuracy share one sketch.
 
-**State.** All state is in changelogged stores (JSON) and timers, so a restart or rebalance resumes exactly. Per
+**State.** All state is in changelogged stores (Avro) and timers, so a restart or rebalance resumes exactly. Per
 group: tumbling and hopping keep one entry per open window; sliding keeps one pane per distinct event time for
 \`size + grace\` and merges the panes of a window when it emits (costlier than the others with many distinct times);
 sessions keep their open sessions. The partitioning is by \`group_by\` (the planner repartitions when needed).
 
-**Chaining.** An aggregate's output feeding another window in the same sub-topology arrives after the watermark
-passed its window's end + grace: give the downstream aggregate a larger grace than the upstream one (plus its window size
-for sliding windows), or its windows close before the upstream results reach them.
+**Chaining.** An aggregate passes on its input watermark minus \`grace\` (every result still to come is at least that
+recent), so operators after it, in the same sub-topology or past a repartition, see none of its results as late and need
+no extra grace: an aggregate of aggregates gets every window, even when event time jumps.
 `.trim();
 
 export const aggregateOperator: OperatorDefinition<AggregateConfig> = {
@@ -843,15 +879,17 @@ operators:
 `,
     },
   ],
-  partitionBy: (config) => [...(config.group_by ?? [])],
-  // Output fields are named by the last segment of each group_by path.
-  keyFields: (config) => (config.group_by ?? []).map((p) => p.slice(p.lastIndexOf('.') + 1)),
-  stores,
-  check: (config, ctx) => plan(config, ctx).issues,
-  outputSchema: (config, ctx) => plan(config, ctx).schema,
-  create(config, ctx) {
-    const p = plan(config, ctx);
-    if (p.issues.length > 0) throw new Error(`aggregate '${ctx.name}': ${p.issues[0]!.message}`);
-    return new AggregateInstance(config, p);
+  compile(config, ctx) {
+    const input = ctx.inputs[0]!;
+    const p = buildPlan(config, input.schema, ctx.name);
+    if (p.issues.length > 0) return refused(p.issues);
+    const aggs = compileAggregations(config.aggregations);
+    return compiled({
+      // Output fields are named by the last segment of each group_by path.
+      outputs: [{ name: DEFAULT_OUTPUT, schema: p.schema, keyFields: p.groups.map((g) => g.name) }],
+      partitionBy: { [DEFAULT_INPUT]: [...config.group_by] },
+      stores: stores(config, aggs),
+      create: () => new AggregateInstance(config, p),
+    });
   },
 };

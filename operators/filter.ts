@@ -1,6 +1,7 @@
 // filter: keeps the records for which a boolean expression is true.
-import type { OperatorDefinition } from './types.ts';
-import { compileExpression } from '../topology/expr.ts';
+import type { OperatorDefinition } from '../kernel/operator.ts';
+import { DEFAULT_OUTPUT, compiled } from '../kernel/operator.ts';
+import { compileExpression } from '../kernel/expr.ts';
 
 export interface FilterConfig {
   where: string;
@@ -47,14 +48,16 @@ operators:
 `,
     },
   ],
-  keyFields: (_config, inputs) => (inputs[0] === undefined ? undefined : [...inputs[0]]),
-  outputSchema: (_config, schema) => schema.input,
-  create(config, schema) {
-    const where = compileExpression(config.where, schema.input).evaluate;
-    return {
-      process(record, ctx) {
-        if (where(record.value) === true) ctx.forward(record);
-      },
-    };
+  compile(config, ctx) {
+    const input = ctx.inputs[0]!;
+    const where = compileExpression(config.where, input.schema).evaluate;
+    return compiled({
+      outputs: [{ name: DEFAULT_OUTPUT, schema: input.schema, keyFields: input.keyFields }],
+      create: () => ({
+        process(record, c) {
+          if (where(record.value) === true) c.forward(record);
+        },
+      }),
+    });
   },
 };

@@ -4,14 +4,14 @@
 // (`schema:`) whose fields the expressions must fill. Per record, the operator runs one closure
 // per output field and allocates the output value and record: no spreads, no JSON.
 //
-// The plan (evaluators, output schema) is computed once per (config object, input schema object)
-// and cached, so create() reuses what the loader checked. `schema:` needs ctx.resolveSchema when
-// the plan is built; a runtime that builds SchemaContexts itself should pass it too.
-import type { ConfigIssue, OperatorDefinition, RecordSchema, SchemaContext } from './types.ts';
-import { compileExpression } from '../topology/expr.ts';
-import { ExpressionError, suggestion } from '../topology/diagnostics.ts';
-import { avroFromTy, describeTy, fits, nonNull, recordTy, schemaFullname } from '../topology/avro-types.ts';
-import type { RecordTy, RecordTyField, Ty } from '../topology/avro-types.ts';
+// The plan (evaluators, output schema) is built once, by the compile step.
+import type { ConfigIssue, OperatorDefinition, RecordSchema } from '../kernel/operator.ts';
+import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
+import { generatedSchemaName } from '../kernel/names.ts';
+import { compileExpression } from '../kernel/expr.ts';
+import { ExpressionError, suggestion } from '../kernel/diagnostics.ts';
+import { avroFromTy, describeTy, fits, nonNull, recordTy, schemaFullname } from '../kernel/avro-types.ts';
+import type { RecordTy, RecordTyField, Ty } from '../kernel/avro-types.ts';
 
 export interface MapConfig {
   /** Output field name -> expression over the input record. */
@@ -41,17 +41,6 @@ interface MapPlan {
 
 const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const hasOwn = Object.hasOwn;
-const plans = new WeakMap<object, WeakMap<object, MapPlan>>();
-
-/** The generated output record's fullname: vigil.generated.<OperatorNameInPascalCase>. */
-export function generatedSchemaName(operatorName: string): string {
-  const pascal = operatorName
-    .split(/[^A-Za-z0-9]+/)
-    .filter((p) => p !== '')
-    .map((p) => p[0].toUpperCase() + p.slice(1))
-    .join('');
-  return `vigil.generated.${/^[A-Za-z_]/.test(pascal) ? pascal : `M${pascal}`}`;
-}
 
 function passthrough(name: string): Ev {
   return (v) => (hasOwn(v, name) ? (v[name] ?? null) : null);
@@ -104,22 +93,8 @@ function compileField(src: string, input: RecordSchema, path: (string | number)[
   }
 }
 
-function plan(config: MapConfig, ctx: SchemaContext): MapPlan {
-  let perConfig = plans.get(config);
-  const hit = perConfig?.get(ctx.input);
-  if (hit !== undefined) return hit;
-  const p = buildPlan(config, ctx);
-  if (perConfig === undefined) {
-    perConfig = new WeakMap();
-    plans.set(config, perConfig);
-  }
-  perConfig.set(ctx.input, p);
-  return p;
-}
-
-function buildPlan(config: MapConfig, ctx: SchemaContext): MapPlan {
+function buildPlan(config: MapConfig, input: RecordSchema, name: string, resolveSchema: (fullname: string) => RecordSchema | undefined): MapPlan {
   const issues: ConfigIssue[] = [];
-  const input = ctx.input;
   const inTy = recordTy(input);
   const exprs = config.fields ?? {};
   const drop = new Set(config.drop ?? []);
@@ -137,7 +112,7 @@ function buildPlan(config: MapConfig, ctx: SchemaContext): MapPlan {
   }
 
   if (config.schema !== undefined) {
-    const target = ctx.resolveSchema?.(config.schema);
+    const target = resolveSchema(config.schema);
     if (target === undefined) {
       issues.push({ path: ['schema'], message: `unknown schema '${config.schema}'`, code: 'UNKNOWN_SCHEMA' });
       return { fields: [], schema: input, issues };
@@ -168,8 +143,8 @@ function buildPlan(config: MapConfig, ctx: SchemaContext): MapPlan {
   }
   const rec: RecordTy = {
     k: 'record',
-    fullname: generatedSchemaName(ctx.name),
-    doc: `Output of map '${ctx.name}'.`,
+    fullname: generatedSchemaName(name),
+    doc: `Output of map '${name}'.`,
     fields: fields.map((f) => ({ name: f.name, ty: stripConsts(f.ty), doc: f.doc, hasDefault: f.hasDefault, default: f.default })),
     byName: new Map(),
   };
@@ -231,7 +206,8 @@ function stripConsts(t: Ty): Ty {
   return t;
 }
 
-function schemaCtxKeyFields(config: MapConfig, inputKey: readonly string[] | undefined): string[] | undefined {
+/** The output's key fields: the input's, renamed, when every one passes through unchanged. */
+function outputKeyFields(config: MapConfig, inputKey: readonly string[] | undefined): string[] | undefined {
   if (inputKey === undefined || inputKey.length === 0) return undefined;
   const exprs = config.fields ?? {};
   const drop = new Set(config.drop ?? []);
@@ -355,22 +331,23 @@ operators:
 `,
     },
   ],
-  keyFields: (config, inputs) => schemaCtxKeyFields(config, inputs[0]),
-  check: (config, ctx) => plan(config, ctx).issues,
-  outputSchema: (config, ctx) => plan(config, ctx).schema,
-  create(config, ctx) {
-    const p = plan(config, ctx);
-    if (p.issues.length > 0) throw new Error(`map '${ctx.name}': ${p.issues[0].message}`);
+  compile(config, ctx) {
+    const input = ctx.inputs[0]!;
+    const p = buildPlan(config, input.schema, ctx.name, ctx.resolveSchema);
+    if (p.issues.length > 0) return refused(p.issues);
     const names = p.fields.map((f) => f.name);
     const evs = p.fields.map((f) => f.ev);
     const n = names.length;
-    return {
-      process(record, c) {
-        const v = record.value;
-        const out: Record<string, unknown> = {};
-        for (let i = 0; i < n; i++) out[names[i]] = evs[i](v);
-        c.forward({ key: record.key, value: out, timestamp: record.timestamp, headers: record.headers });
-      },
-    };
+    return compiled({
+      outputs: [{ name: DEFAULT_OUTPUT, schema: p.schema, keyFields: outputKeyFields(config, input.keyFields) }],
+      create: () => ({
+        process(record, c) {
+          const v = record.value;
+          const out: Record<string, unknown> = {};
+          for (let i = 0; i < n; i++) out[names[i]!] = evs[i]!(v);
+          c.forward({ key: record.key, value: out, timestamp: record.timestamp, headers: record.headers });
+        },
+      }),
+    });
   },
 };

@@ -1,6 +1,6 @@
 // The operator registry: one line per operator. The topology loader, `vigil validate`, the JSON
 // Schema and the reference docs (topology/REFERENCE.md) all read it.
-import type { OperatorDefinition } from './types.ts';
+import type { OperatorDefinition } from '../kernel/operator.ts';
 import { aggregateOperator } from './aggregate.ts';
 import { filterOperator } from './filter.ts';
 import { mapOperator } from './map.ts';

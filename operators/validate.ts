@@ -1,7 +1,8 @@
 // validate: checks records against rules beyond their Avro schema; a record that breaks a rule
 // goes to the dead-letter topic with the rule's reason, never silently dropped.
-import type { OperatorDefinition } from './types.ts';
-import { compileExpression } from '../topology/expr.ts';
+import type { OperatorDefinition } from '../kernel/operator.ts';
+import { DEFAULT_OUTPUT, compiled } from '../kernel/operator.ts';
+import { compileExpression } from '../kernel/expr.ts';
 
 export interface ValidateConfig {
   rules: Array<{ check: string; reason: string }>;
@@ -49,21 +50,23 @@ operators:
 `,
     },
   ],
-  keyFields: (_config, inputs) => (inputs[0] === undefined ? undefined : [...inputs[0]]),
-  outputSchema: (_config, schema) => schema.input,
-  create(config, schema) {
-    const checks = config.rules.map((r) => compileExpression(r.check, schema.input).evaluate);
+  compile(config, ctx) {
+    const input = ctx.inputs[0]!;
+    const checks = config.rules.map((r) => compileExpression(r.check, input.schema).evaluate);
     const reasons = config.rules.map((r) => r.reason);
-    return {
-      process(record, ctx) {
-        for (let i = 0; i < checks.length; i++)
-          if (checks[i]!(record.value) !== true) {
-            ctx.count('invalid');
-            ctx.deadLetter('validation-failed', reasons[i]);
-            return;
-          }
-        ctx.forward(record);
-      },
-    };
+    return compiled({
+      outputs: [{ name: DEFAULT_OUTPUT, schema: input.schema, keyFields: input.keyFields }],
+      create: () => ({
+        process(record, c) {
+          for (let i = 0; i < checks.length; i++)
+            if (checks[i]!(record.value) !== true) {
+              c.count('invalid');
+              c.deadLetter('validation-failed', reasons[i]);
+              return;
+            }
+          c.forward(record);
+        },
+      }),
+    });
   },
 };

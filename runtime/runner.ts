@@ -31,14 +31,16 @@ import type {
   OutRecord,
   TransactionHandle,
 } from '../connectors/kafka-client.ts';
-import type { StreamRecord } from '../operators/types.ts';
+import type { StreamRecord } from '../kernel/record.ts';
+import type { TableView } from '../kernel/store.ts';
 import type { AvroSerde } from '../schemas/serde.ts';
 import type { Plan, PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
 import { planTopology } from '../topology/plan.ts';
 import { deadLetterRecord } from './dead-letter.ts';
 import { sinkKey } from './keys.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
-import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, upstreamTaskCounts } from './task.ts';
+import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, timersChangelogTopic, upstreamTaskCounts } from './task.ts';
+import { GlobalTableReplica } from './global-tables.ts';
 import type { DeadLetter, InputRef } from './task.ts';
 import type { ManagedStore } from './stores.ts';
 
@@ -64,6 +66,8 @@ export interface RunnerOptions {
   maxRecordBytes?: number;
   /** Called when the consumer stopped for good (kafkajs gave up restarting it): the instance no longer processes. */
   onFatal?: (error: Error) => void;
+  /** How often a task deletes the records of repartition topics it has committed (ms); Kafka Streams' repartition.purge.interval.ms. */
+  purgeIntervalMs?: number;
 }
 
 interface TaskSlot {
@@ -86,14 +90,23 @@ interface TaskSlot {
    * skipped, never processed twice.
    */
   next: Map<string, bigint>;
-  /** The watermark last broadcast to the repartition topics this task writes. */
-  broadcast: number;
+  /** Per repartition topic this task writes: the watermark last broadcast to it. */
+  broadcast: Map<string, number>;
+  /** Wall-clock time of the last purge of the repartition topics this task reads. */
+  purgedAt: number;
   /** Offsets processed but not committed yet, per input topic. */
   pending: Map<string, string>;
   /** Wall-clock time of the last commit. */
   committedAt: number;
   /** exactly_once: the transaction open since the last commit. */
   tx?: TransactionHandle;
+}
+
+/** Creates and starts a Runner. */
+export async function startRunner(opts: RunnerOptions): Promise<Runner> {
+  const runner = new Runner(opts);
+  await runner.start();
+  return runner;
 }
 
 /** A failed commit: kafkajs retries the batch (on a rebuilt task) and, past its retries, restarts the consumer. */
@@ -119,6 +132,8 @@ export class Runner {
   private upstreamTasks = new Map<string, number>();
   private consumer?: GroupConsumer;
   private producer?: BatchProducer;
+  /** Global tables (whole on every instance), by source name. */
+  private readonly globalTables = new Map<string, GlobalTableReplica>();
   private ticker?: NodeJS.Timeout;
   private metricsServer?: { url: string; close(): Promise<void> };
   private stopping = false;
@@ -145,16 +160,15 @@ export class Runner {
     const t = this.plan.topology;
     const list = new Map<string, { topic: string; partitions: number; configs?: Record<string, string> }>();
     const compact = { 'cleanup.policy': 'compact', 'min.cleanable.dirty.ratio': '0.1', 'segment.ms': '600000' };
-    for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
+    // A table topic Vigil creates is compacted: the latest value per key is what a table is.
+    for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions, ...(s.table ? { configs: compact } : {}) });
     for (const s of t.sinks) if (!list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
     list.set(t.deadLetterTopic, { topic: t.deadLetterTopic, partitions: 1 });
     // Changelogs compact eagerly, so a restore reads about the live state, not the history.
     for (const it of this.plan.internalTopics)
       list.set(it.name, { topic: it.name, partitions: it.partitions, configs: it.kind === 'changelog' ? { ...compact, ...it.configs } : it.configs });
-    for (const sub of this.plan.subtopologies) {
-      const name = metaChangelogTopic(t.name, sub.id);
-      list.set(name, { topic: name, partitions: sub.partitions, configs: compact });
-    }
+    for (const sub of this.plan.subtopologies)
+      for (const name of [metaChangelogTopic(t.name, sub.id), timersChangelogTopic(t.name, sub.id)]) list.set(name, { topic: name, partitions: sub.partitions, configs: compact });
     return [...list.values()];
   }
 
@@ -177,10 +191,10 @@ export class Runner {
       this.metricsServer = await serveMetrics(this.metrics, { ready: () => this.ready(), status: () => this.status() }, this.opts.metricsPort);
       this.log(`[vigil] metrics and health at ${this.metricsServer.url}/metrics ${this.metricsServer.url}/health`);
     }
-    if (!this.eos) {
-      this.producer = this.client.producer();
-      await this.producer.connect();
-    }
+    // Outputs under at_least_once; under exactly_once only what no task owns (a global table's dead letters).
+    this.producer = this.client.producer();
+    await this.producer.connect();
+    await this.startGlobalTables();
     const consumer = this.client.consumer({
       groupId: this.groupId,
       readCommitted: this.eos,
@@ -205,6 +219,27 @@ export class Runner {
     this.log(`[vigil] topology '${t.name}' running (${t.guarantee}), group ${this.groupId}, instance ${this.instanceId}`);
   }
 
+  /** Loads every global table before any task starts, then keeps them current. */
+  private async startGlobalTables(): Promise<void> {
+    const topology = this.plan.topology.name;
+    for (const table of this.plan.globalTables) {
+      const replica = new GlobalTableReplica({
+        client: this.client,
+        serde: this.opts.serde,
+        table,
+        groupPrefix: `${topology}-${this.instanceId}`,
+        readCommitted: this.eos,
+        log: this.log,
+        deadLetter: (dl) => {
+          this.metrics.deadLettered.inc({ topology, stage: dl.stage, reason: dl.reason });
+          void this.producer!.send([deadLetterRecord(this.plan.topology.deadLetterTopic, topology, dl)]).catch((err: unknown) => this.log(`[vigil] dead letter of global table '${table.name}' not sent: ${(err as Error).message}`));
+        },
+      });
+      this.globalTables.set(table.name, replica);
+      await replica.start();
+    }
+  }
+
   /** Stops consuming, lets the batches in flight commit, and closes every client. */
   async stop(): Promise<void> {
     if (this.stopping) return;
@@ -221,6 +256,7 @@ export class Runner {
     await Promise.allSettled([...this.slots.values()].map((s) => s.chain));
     await Promise.allSettled([...this.slots.values()].map((s) => this.closeSlot(s)));
     this.slots.clear();
+    await Promise.allSettled([...this.globalTables.values()].map((g) => g.stop()));
     await Promise.allSettled([this.consumer?.disconnect(), this.producer?.disconnect(), this.admin.disconnect()]);
     await this.metricsServer?.close();
     this.log(`[vigil] topology '${this.plan.topology.name}' stopped`);
@@ -286,16 +322,30 @@ export class Runner {
   }
 
   private createSlot(sub: SubTopology, partition: number): TaskSlot {
-    const task = new Task(this.plan.topology.name, sub, partition, {
-      now: () => Date.now(),
-      sink: (sink, record, input) => this.emit(slot, sink, record, input),
-      deadLetter: (dl) => this.deadLetter(slot, dl),
-    }, (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }), this.upstreamTasks);
-    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: Number.NEGATIVE_INFINITY, pending: new Map(), committedAt: Date.now() };
+    const task = new Task(
+      this.plan.topology.name,
+      sub,
+      partition,
+      {
+        now: () => Date.now(),
+        sink: (sink, record, input, watermark) => this.emit(slot, sink, record, input, watermark),
+        deadLetter: (dl) => this.deadLetter(slot, dl),
+        globalTable: (name) => this.globalTable(name),
+      },
+      this.upstreamTasks,
+    );
+    const now = Date.now();
+    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: new Map(), pending: new Map(), committedAt: now, purgedAt: now };
     slot.ready = this.prepare(slot);
     slot.ready.catch(() => undefined);
     this.slots.set(task.id, slot);
     return slot;
+  }
+
+  private globalTable(name: string): TableView {
+    const g = this.globalTables.get(name);
+    if (g === undefined) throw new Error(`global table '${name}' is not loaded`);
+    return g.view;
   }
 
   private async prepare(slot: TaskSlot): Promise<void> {
@@ -322,20 +372,31 @@ export class Runner {
     this.updateTaskGauges();
   }
 
-  /** Replays each store's changelog partition, from the beginning to the end offset seen now. */
+  /**
+   * Replays each store's changelog partition, from the beginning to the end offset seen now, and
+   * each partitioned table's topic partition up to the group's committed offset (the records after
+   * it are consumed as input, in order with the streams).
+   */
   private async restore(slot: TaskSlot): Promise<void> {
     const { task } = slot;
     const byTopic = new Map(task.stores.map((s) => [s.changelogTopic, s]));
     const targets = new Map<string, bigint>();
     let total = 0n;
+    const consider = (topic: string, low: bigint, end: bigint) => {
+      if (end > low) {
+        targets.set(topic, end);
+        total += end - low;
+      }
+    };
     for (const topic of byTopic.keys()) {
       const offs = (await this.admin.offsets(topic)).find((o) => o.partition === task.partition);
-      if (!offs) continue;
-      const high = BigInt(offs.high);
-      if (high > BigInt(offs.low)) {
-        targets.set(topic, high);
-        total += high - BigInt(offs.low);
-      }
+      if (offs) consider(topic, BigInt(offs.low), BigInt(offs.high));
+    }
+    const tables = new Map([...task.tableStores.values()].map((t) => [t.source.topic, t.source]));
+    for (const topic of tables.keys()) {
+      const offs = (await this.admin.offsets(topic)).find((o) => o.partition === task.partition);
+      const committed = (await this.admin.groupOffsets(this.groupId, topic)).find((o) => o.partition === task.partition);
+      if (offs && committed && BigInt(committed.offset) >= 0n) consider(topic, BigInt(offs.low), BigInt(committed.offset));
     }
     const topology = this.plan.topology.name;
     if (targets.size === 0) return;
@@ -365,15 +426,19 @@ export class Runner {
       },
       eachBatch: async (batch: ConsumedBatch) => {
         if (batch.partition !== task.partition) return;
+        const target = targets.get(batch.topic);
+        if (target === undefined) return;
         const store = byTopic.get(batch.topic);
-        if (!store) return;
-        const target = targets.get(batch.topic)!;
+        const table = tables.get(batch.topic);
+        if (table) await this.opts.serde.prepareBatch(batch.records.map((r) => r.value));
         for (const r of batch.records) {
           if (BigInt(r.offset) >= target) break;
-          if (r.key) store.restore(r.key.toString('utf8'), r.value);
           restored++;
+          if (!r.key) continue;
+          if (store) store.restore(r.key.toString('utf8'), r.value);
+          else if (table) task.restoreTable(batch.topic, r.key.toString('utf8'), this.decodeTableRow(table, r));
         }
-        this.metrics.restoreRecords.inc({ topology, store: store.changelogTopic }, batch.records.length);
+        this.metrics.restoreRecords.inc({ topology, store: batch.topic }, batch.records.length);
         this.metrics.restoreRemaining.set({ topology, task: task.id }, Math.max(0, Number(total) - restored));
       },
     });
@@ -440,9 +505,15 @@ export class Runner {
     const topology = this.plan.topology.name;
     await serde.prepareBatch(batch.records.map((r) => r.value));
     let n = 0;
+    const table = source.kind === 'table';
+    const internal = this.repartitions.has(batch.topic);
     for (const r of batch.records) {
       // Keep the group membership alive through long batches (kafkajs heartbeats only between them).
       if ((++n & 4095) === 0) await controls.heartbeat();
+      if (table) {
+        this.applyTableRecord(slot, source, r);
+        continue;
+      }
       if (r.value === null && r.headers[CONTROL_HEADER] === 'watermark') {
         task.watermarkMarker(batch.topic, r.headers);
         continue;
@@ -456,9 +527,12 @@ export class Runner {
         continue;
       }
       const record: StreamRecord = { key: r.key === null ? null : r.key.toString('utf8'), value, timestamp: task.eventTime(source, value, r.timestamp) };
-      const p = task.process(batch.topic, record, r);
-      if (p) await p;
+      const headers = internal ? userHeaders(r.headers) : r.headers;
+      if (headers !== undefined && Object.keys(headers).length > 0) record.headers = headers;
+      task.process(batch.topic, record, r);
     }
+    // Deferred work (lookups) must finish before the offsets that cover it commit.
+    await this.settle(task, controls);
     this.metrics.consumed.inc({ topology, topic: batch.topic }, batch.records.length);
     this.exportCounters(slot);
     slot.pending.set(batch.topic, batch.nextOffset);
@@ -466,7 +540,39 @@ export class Runner {
     slot.next.set(batch.topic, BigInt(batch.nextOffset));
   }
 
-  private emit(slot: TaskSlot, sink: PlanSink, record: StreamRecord, input: InputRef | undefined): void {
+  /** Awaits a task's deferred work, heartbeating while it lasts. */
+  private async settle(task: Task, controls: BatchControls): Promise<void> {
+    if (task.pending.length === 0) return;
+    let done = false;
+    const settled = task.settle().finally(() => (done = true));
+    while (!done) {
+      await Promise.race([settled, sleep(1000)]);
+      if (!done) await controls.heartbeat();
+    }
+    await settled;
+  }
+
+  /** A record of a partitioned table: decoded and applied (null value = delete); no key = dead letter. */
+  private applyTableRecord(slot: TaskSlot, source: PlanSource, r: InputRef): void {
+    if (r.key === null) {
+      this.deadLetter(slot, { stage: 'decode', reason: 'table-null-key', detail: `a record of table '${source.name}' has no key: a table row needs one`, input: r });
+      return;
+    }
+    let value: Record<string, unknown> | null;
+    try {
+      value = this.decodeTableRow(source, r);
+    } catch (err) {
+      this.deadLetter(slot, { stage: 'decode', reason: errorCode(err, 'decode-error'), detail: (err as Error).message, input: r });
+      return;
+    }
+    slot.task.applyTable(source.topic, r.key.toString('utf8'), value, r);
+  }
+
+  private decodeTableRow(source: PlanSource, r: InputRef): Record<string, unknown> | null {
+    return r.value === null ? null : this.opts.serde.decode(r.value, source.schemaName).value;
+  }
+
+  private emit(slot: TaskSlot, sink: PlanSink, record: StreamRecord, input: InputRef | undefined, watermark: number): void {
     const id = this.schemaIds.get(sink.topic);
     let value: Buffer;
     try {
@@ -483,7 +589,8 @@ export class Runner {
     }
     const key = sinkKey(sink, record);
     const out: OutRecord = { topic: sink.topic, key, value, timestamp: record.timestamp };
-    if (sink.internal) out.headers = { [WATERMARK_HEADER]: String(slot.task.watermark), [WATERMARK_TASK_HEADER]: slot.task.id };
+    if (record.headers !== undefined) out.headers = { ...record.headers };
+    if (sink.internal) out.headers = { ...out.headers, [WATERMARK_HEADER]: String(watermark), [WATERMARK_TASK_HEADER]: slot.task.id };
     slot.out.push(out);
   }
 
@@ -529,9 +636,10 @@ export class Runner {
       if (offsets.length) await this.consumer!.commit(offsets);
     }
     if (commit) {
-      slot.pending.clear();
       slot.committedAt = Date.now();
       end();
+      this.purge(slot, offsets);
+      slot.pending.clear();
     }
     const topology = this.plan.topology.name;
     const perTopic = new Map<string, number>();
@@ -539,19 +647,37 @@ export class Runner {
     for (const [topic, n] of perTopic) this.metrics.produced.inc({ topology, topic }, n);
   }
 
-  /** Appends watermark markers for every partition of the repartition topics the task writes, when its watermark advanced. */
+  /**
+   * Appends watermark markers for every partition of each repartition topic the task writes, when
+   * the watermark of what feeds it advanced. They follow the records written before them.
+   */
   private broadcastWatermark(slot: TaskSlot, records: OutRecord[]): void {
-    const wm = slot.task.watermark;
-    if (wm <= slot.broadcast) return;
-    let any = false;
     for (const sink of slot.sub.sinks) {
       const partitions = sink.internal ? this.repartitions.get(sink.topic) : undefined;
       if (partitions === undefined) continue;
-      any = true;
+      const wm = slot.task.sinkWatermark(sink.name);
+      if (wm <= (slot.broadcast.get(sink.topic) ?? Number.NEGATIVE_INFINITY)) continue;
+      slot.broadcast.set(sink.topic, wm);
       const headers = { [CONTROL_HEADER]: 'watermark', [WATERMARK_HEADER]: String(wm), [WATERMARK_TASK_HEADER]: slot.task.id };
       for (let p = 0; p < partitions; p++) records.push({ topic: sink.topic, partition: p, key: null, value: null, headers });
     }
-    if (any) slot.broadcast = wm;
+  }
+
+  /**
+   * Deletes the committed records of the repartition topics a task reads, at most once per purge
+   * interval (they have unlimited retention, so nothing else deletes them; Kafka Streams does the
+   * same). Best effort: a failure is logged and retried at the next interval.
+   */
+  private purge(slot: TaskSlot, committed: Array<{ topic: string; offset: string }>): void {
+    const now = Date.now();
+    if (now - slot.purgedAt < (this.opts.purgeIntervalMs ?? 30_000)) return;
+    const mine = committed.filter((o) => this.repartitions.has(o.topic));
+    if (mine.length === 0) return;
+    slot.purgedAt = now;
+    for (const o of mine)
+      void this.admin
+        .deleteRecords(o.topic, [{ partition: slot.task.partition, offset: o.offset }])
+        .catch((err: unknown) => this.log(`[vigil] purging ${o.topic}-${slot.task.partition} below ${o.offset} failed: ${(err as Error).message}`));
   }
 
   /** Wall-clock punctuation, idle inputs, and gauges; outputs commit without offsets. */
@@ -622,6 +748,13 @@ export class Runner {
     this.metrics.tasks.set({ topology, state: 'restoring' }, restoring);
     this.metrics.tasks.set({ topology, state: 'running' }, running);
   }
+}
+
+/** A record's headers without the ones Vigil adds to repartition topics. */
+function userHeaders(h: Record<string, string>): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const k of Object.keys(h)) if (k !== WATERMARK_HEADER && k !== WATERMARK_TASK_HEADER) (out ??= {})[k] = h[k]!;
+  return out;
 }
 
 /** A dead letter's reason from an error's stable code: VIGIL_SERDE_BAD_MAGIC -> bad-magic. */

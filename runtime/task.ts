@@ -1,20 +1,24 @@
-// A task runs one sub-topology for one partition: its own operator instances, stores, timers
-// and event-time watermark. It knows nothing of Kafka: the runner (runtime/runner.ts) and the
-// in-process test driver (runtime/test-driver.ts) feed it decoded records and take its outputs
+// A task runs one sub-topology for one partition: its own operator instances, stores, timers,
+// tables and event-time watermarks. It knows nothing of Kafka: the runner (runtime/runner.ts) and
+// the in-process test driver (runtime/test-driver.ts) feed it decoded records and take its outputs
 // through TaskHooks, so both exercise exactly the same processing code.
-import type {
-  OperatorContext,
-  OperatorInstance,
-  StreamRecord,
-  Timer,
-  KeyValueStore,
-  WindowStore,
-} from '../operators/types.ts';
+//
+// Watermarks (as in Flink): the task's watermark is the minimum over its stream inputs of (max
+// event time - max_out_of_order), or for a repartition input the minimum over the upstream tasks'.
+// Each operator has an input watermark, the minimum of what its upstreams pass on (the task's for
+// an operator reading a source), and passes on its own output watermark, which it may hold back
+// (OperatorInstance.onWatermark). When the task's watermark advances, operators are visited in
+// topological order: each fires its due event-time timers (their output reaching downstream
+// operators that still have their old watermark), then passes its new watermark on. So an
+// operator never sees as late what an upstream operator emitted on time.
+import type { OperatorContext, OperatorInstance, Timer } from '../kernel/operator.ts';
+import type { StreamRecord } from '../kernel/record.ts';
+import type { BufferStore, KeyValueStore, StoreKind, StoreOfKind, TableView, WindowStore } from '../kernel/store.ts';
 import type { ConsumedRecord } from '../connectors/kafka-client.ts';
-import type { PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
-import { MemoryKeyValueStore, MemoryWindowStore } from './stores.ts';
+import type { PlanNode, PlanSink, PlanSource, SubTopology, Target } from '../topology/types.ts';
+import { MemoryKeyValueStore, avroCodec, createStore } from './stores.ts';
 import type { ManagedStore } from './stores.ts';
-import { TimerQueue } from './timers.ts';
+import { TimerQueue, timerStore } from './timers.ts';
 
 /** The raw input record a processed record came from (for dead letters: nothing is lost). */
 export type InputRef = ConsumedRecord;
@@ -34,10 +38,16 @@ export interface DeadLetter {
 }
 
 export interface TaskHooks {
-  sink(sink: PlanSink, record: StreamRecord, input: InputRef | undefined): void;
+  /**
+   * A record for a sink. `watermark`: the output watermark of what emitted it (the operator's, or
+   * the task's for a source), which repartition topics carry downstream.
+   */
+  sink(sink: PlanSink, record: StreamRecord, input: InputRef | undefined, watermark: number): void;
   deadLetter(dl: DeadLetter): void;
   /** Wall clock (ms). */
   now(): number;
+  /** A global table by source name (the runner's or the test driver's replica). */
+  globalTable?(name: string): TableView;
 }
 
 export interface NodeCounters {
@@ -57,17 +67,17 @@ interface InputState {
   upstream?: { expected: number; since: number; tasks: Map<string, { wm: number; seen: number }> };
 }
 
-type Target = (rec: StreamRecord) => void;
+type Deliver = (rec: StreamRecord) => void;
 
 const NEG_INF = Number.NEGATIVE_INFINITY;
 
 /**
- * Watermark propagation through repartition topics (as Flink propagates watermarks between
- * operators): every record a task writes to a repartition topic carries the writing task's id and
- * watermark in these headers, and the runner also sends watermark-only markers (no value) to every
- * partition of the topic when a task's watermark advances. A downstream task's watermark for that
- * input is the minimum over the upstream tasks, so records regrouped from several upstream tasks
- * are never late merely because another upstream task ran ahead.
+ * Watermark propagation through repartition topics: every record a task writes to a repartition
+ * topic carries the writer's id and the watermark of what emitted it in these headers, and the
+ * runner also sends watermark-only markers (no value) to every partition of the topic when that
+ * watermark advances. A downstream task's watermark for that input is the minimum over the
+ * upstream tasks, so records regrouped from several upstream tasks are never late merely because
+ * another upstream task ran ahead.
  */
 export const WATERMARK_HEADER = 'vigil.wm';
 export const WATERMARK_TASK_HEADER = 'vigil.wm.task';
@@ -80,22 +90,39 @@ export function upstreamTaskCounts(subs: readonly SubTopology[]): Map<string, nu
   return out;
 }
 
-/** Name of the changelog topic that backs a task's runtime metadata (timers, stream time). */
+/** Name of the changelog topic that backs a task's stream time (watermarks). */
 export function metaChangelogTopic(topology: string, subtopology: number): string {
   return `${topology}-subtopology-${subtopology}-meta-changelog`;
 }
 
+/** Name of the changelog topic that backs a task's timers. */
+export function timersChangelogTopic(topology: string, subtopology: number): string {
+  return `${topology}-subtopology-${subtopology}-timers-changelog`;
+}
+
+const LONG_CODEC = avroCodec<number>('long');
+
 class NodeRuntime implements OperatorContext {
   readonly counters: NodeCounters = { in: 0, out: 0, errors: 0, custom: new Map() };
   instance!: OperatorInstance;
-  targets: Target[] = [];
-  readonly stores = new Map<string, ManagedStore>();
+  /** Targets of the default output. */
+  targets: Deliver[] = [];
+  readonly outputs = new Map<string, Deliver[]>();
+  readonly stores = new Map<string, { kind: string; store: ManagedStore }>();
+  readonly tables = new Map<string, TableView>();
+  /** Upstream operators; null = a source of the task (the task's watermark). */
+  readonly upstreams: (NodeRuntime | null)[] = [];
+  inputWm = NEG_INF;
+  outputWm = NEG_INF;
 
   constructor(
-    readonly name: string,
+    readonly plan: PlanNode,
     private readonly task: Task,
   ) {}
 
+  get name(): string {
+    return this.plan.name;
+  }
   get taskId(): string {
     return this.task.id;
   }
@@ -109,16 +136,32 @@ class NodeRuntime implements OperatorContext {
     for (let i = 0; i < t.length; i++) t[i]!(record);
   }
 
-  kv<V>(store: string): KeyValueStore<V> {
-    const s = this.stores.get(store);
-    if (!(s instanceof MemoryKeyValueStore)) throw new Error(`operator '${this.name}' has no key-value store '${store}'`);
-    return s as MemoryKeyValueStore<V>;
+  emit(output: string, record: StreamRecord): void {
+    const t = this.outputs.get(output);
+    if (t === undefined) throw new Error(`operator '${this.name}' has no output '${output}'`);
+    this.counters.out++;
+    for (let i = 0; i < t.length; i++) t[i]!(record);
   }
 
-  windows<V>(store: string): WindowStore<V> {
-    const s = this.stores.get(store);
-    if (!(s instanceof MemoryWindowStore)) throw new Error(`operator '${this.name}' has no window store '${store}'`);
-    return s as MemoryWindowStore<V>;
+  store<K extends StoreKind, V>(name: string, kind: K): StoreOfKind<V>[K] {
+    const s = this.stores.get(name);
+    if (s === undefined || s.kind !== kind) throw new Error(`operator '${this.name}' has no ${kind} store '${name}'`);
+    return s.store as unknown as StoreOfKind<V>[K];
+  }
+  kv<V>(name: string): KeyValueStore<V> {
+    return this.store<'kv', V>(name, 'kv');
+  }
+  windows<V>(name: string): WindowStore<V> {
+    return this.store<'window', V>(name, 'window');
+  }
+  buffer<V>(name: string): BufferStore<V> {
+    return this.store<'buffer', V>(name, 'buffer');
+  }
+
+  table<V = Record<string, unknown>>(name: string): TableView<V> {
+    const t = this.tables.get(name);
+    if (t === undefined) throw new Error(`operator '${this.name}' declared no table '${name}'`);
+    return t as TableView<V>;
   }
 
   schedule(timer: Timer): void {
@@ -130,7 +173,7 @@ class NodeRuntime implements OperatorContext {
   }
 
   watermark(): number {
-    return this.task.watermark;
+    return this.inputWm;
   }
 
   now(): number {
@@ -145,15 +188,27 @@ class NodeRuntime implements OperatorContext {
     this.counters.custom.set(metric, (this.counters.custom.get(metric) ?? 0) + by);
   }
 
-  /** Calls the operator on one record; a throw dead-letters the input record. */
-  deliver(rec: StreamRecord): void {
+  defer<T>(work: Promise<T>, then: (result: T, ctx: OperatorContext) => void): void {
+    const input = this.task.current;
+    this.task.pending.push(
+      work.then(
+        (result) => this.task.within(input, () => {
+          try {
+            then(result, this);
+          } catch (err) {
+            this.fail(err, input);
+          }
+        }),
+        (err: unknown) => this.fail(err, input),
+      ),
+    );
+  }
+
+  /** Calls the operator on one record of an input; a throw dead-letters the input record. */
+  deliver(rec: StreamRecord, input: string): void {
     this.counters.in++;
     try {
-      const r = this.instance.process(rec, this);
-      if (r !== undefined && typeof (r as Promise<void>).then === 'function') {
-        const input = this.task.current;
-        this.task.pending.push((r as Promise<void>).catch((err: unknown) => this.fail(err, input)));
-      }
+      this.instance.process(rec, this, input);
     } catch (err) {
       this.fail(err, this.task.current);
     }
@@ -174,58 +229,96 @@ class NodeRuntime implements OperatorContext {
 export class Task {
   readonly id: string;
   readonly nodes = new Map<string, NodeRuntime>();
-  /** Every store of the task, including the runtime's metadata store. */
+  /** Operators in topological order (the plan's order). */
+  private readonly order: NodeRuntime[] = [];
+  /** Every changelogged store of the task, including the runtime's meta and timer stores. */
   readonly stores: ManagedStore[] = [];
-  /** The operators' stores (every store but the metadata store). */
+  /** The operators' stores. */
   readonly operatorStores: ManagedStore[] = [];
+  /** Partitioned tables, by topic: restored from, and updated by, the table's own topic. */
+  readonly tableStores = new Map<string, { source: PlanSource; store: MemoryKeyValueStore<Record<string, unknown>>; watchers: NodeRuntime[] }>();
   readonly timers: TimerQueue;
-  readonly meta: MemoryKeyValueStore<number | { at: number; data?: unknown }>;
+  readonly meta: MemoryKeyValueStore<number>;
   /** The input record being processed (undefined while timers fire). */
   current: InputRef | undefined;
-  /** Promises of asynchronous operators for the current input record. */
+  /** Deferred work of operators (OperatorContext.defer) not yet settled. */
   pending: Promise<void>[] = [];
+  /** The task's watermark: over its stream inputs (see the top of this file). */
   watermark = NEG_INF;
   private readonly inputs = new Map<string, InputState>();
-  private readonly entry = new Map<string, Target[]>();
-  private readonly watermarkNodes: NodeRuntime[] = [];
+  private readonly entry = new Map<string, Deliver[]>();
+  /** Repartition and other sinks: what emits into them (null = a source of the task). */
+  private readonly sinkEmitters = new Map<string, NodeRuntime | null>();
 
   constructor(
     readonly topology: string,
     readonly sub: SubTopology,
     readonly partition: number,
     readonly hooks: TaskHooks,
-    create: (node: SubTopology['nodes'][number]) => OperatorInstance,
     /** upstreamTaskCounts(plan.subtopologies): repartition inputs take their watermark from upstream tasks. */
     upstreamTasks: ReadonlyMap<string, number> = new Map(),
   ) {
     this.id = `${sub.id}_${partition}`;
-    this.meta = new MemoryKeyValueStore(`__meta`, metaChangelogTopic(topology, sub.id));
-    this.stores.push(this.meta);
-    this.timers = new TimerQueue(this.meta);
+    this.meta = new MemoryKeyValueStore<number>('__meta', metaChangelogTopic(topology, sub.id), LONG_CODEC);
+    const timers = timerStore(timersChangelogTopic(topology, sub.id));
+    this.stores.push(this.meta, timers);
+    this.timers = new TimerQueue(timers);
 
+    for (const s of sub.sources) {
+      if (s.kind !== 'table') continue;
+      const store = new MemoryKeyValueStore<Record<string, unknown>>(s.name, s.topic, avroCodec(s.schema), false);
+      this.tableStores.set(s.topic, { source: s, store, watchers: [] });
+    }
+    const tableByName = new Map([...this.tableStores.values()].map((t) => [t.source.name, t]));
     for (const n of sub.nodes) {
-      const rt = new NodeRuntime(n.name, this);
+      const rt = new NodeRuntime(n, this);
       for (const s of n.stores) {
-        const store = s.kind === 'kv' ? new MemoryKeyValueStore(s.name, s.changelogTopic) : new MemoryWindowStore(s.name, s.changelogTopic);
-        rt.stores.set(s.name, store);
+        const store = createStore(s, s.changelogTopic);
+        rt.stores.set(s.name, { kind: s.kind, store });
         this.stores.push(store);
         this.operatorStores.push(store);
       }
+      for (const t of n.tables) {
+        if (t.mode === 'partitioned') {
+          const local = tableByName.get(t.table);
+          if (local === undefined) throw new Error(`plan error: table '${t.table}' of '${n.name}' is not a source of sub-topology ${sub.id}`);
+          rt.tables.set(t.table, local.store);
+          if (t.watch) local.watchers.push(rt);
+        } else {
+          const global = hooks.globalTable?.(t.table);
+          if (global === undefined) throw new Error(`no replica of global table '${t.table}'`);
+          rt.tables.set(t.table, global);
+        }
+      }
       this.nodes.set(n.name, rt);
+      this.order.push(rt);
     }
     const sinks = new Map(sub.sinks.map((s) => [s.name, s]));
-    const targetOf = (name: string): Target => {
-      const node = this.nodes.get(name);
-      if (node) return (rec) => node.deliver(rec);
-      const sink = sinks.get(name);
-      if (sink) return (rec) => this.hooks.sink(sink, rec, this.current);
-      throw new Error(`plan error: '${name}' is neither a node nor a sink of sub-topology ${sub.id}`);
+    const deliverTo = (t: Target, from: NodeRuntime | null): Deliver => {
+      if ('sink' in t) {
+        const sink = sinks.get(t.sink);
+        if (!sink) throw new Error(`plan error: '${t.sink}' is no sink of sub-topology ${sub.id}`);
+        this.sinkEmitters.set(sink.name, from);
+        return from === null
+          ? (rec) => this.hooks.sink(sink, rec, this.current, this.watermark)
+          : (rec) => this.hooks.sink(sink, rec, this.current, from.outputWm);
+      }
+      const node = this.nodes.get(t.node);
+      if (!node) throw new Error(`plan error: '${t.node}' is no operator of sub-topology ${sub.id}`);
+      node.upstreams.push(from);
+      const input = t.input;
+      return (rec) => node.deliver(rec, input);
     };
-    for (const n of sub.nodes) this.nodes.get(n.name)!.targets = n.downstream.map(targetOf);
+    for (const n of sub.nodes) {
+      const rt = this.nodes.get(n.name)!;
+      for (const o of n.outputs) rt.outputs.set(o.name, o.downstream.map((t) => deliverTo(t, rt)));
+      rt.targets = rt.outputs.get(n.outputs[0]?.name ?? '') ?? [];
+    }
+    const now = hooks.now();
     for (const s of sub.sources) {
-      this.entry.set(s.topic, s.downstream.map(targetOf));
+      if (s.kind === 'table') continue;
+      this.entry.set(s.topic, s.downstream.map((t) => deliverTo(t, null)));
       const expected = upstreamTasks.get(s.topic);
-      const now = hooks.now();
       this.inputs.set(s.topic, {
         source: s,
         maxTs: NEG_INF,
@@ -233,29 +326,36 @@ export class Task {
         ...(expected !== undefined ? { upstream: { expected, since: now, tasks: new Map() } } : {}),
       });
     }
-    // Instances are created last, so a constructor may already look at its stores.
-    for (const n of sub.nodes) {
-      const rt = this.nodes.get(n.name)!;
-      rt.instance = create(n);
-      if (rt.instance.onWatermark) this.watermarkNodes.push(rt);
-    }
+    // Instances are created last; they get their context (stores, tables) in open().
+    for (const rt of this.order) rt.instance = rt.plan.compiled.create();
   }
 
-  /** Called once restore has filled the stores: rebuilds timers and stream time from the metadata store. */
+  /** Called once restore has filled the stores: rebuilds timers and stream time, then opens the operators. */
   afterRestore(): void {
     this.timers.reload();
     const now = this.hooks.now();
     for (const [k, v] of this.meta.entries()) {
-      if (typeof v !== 'number') continue;
       if (k.startsWith('w\u0000')) {
         const input = this.inputs.get(k.slice(2));
         if (input) input.maxTs = v;
       } else if (k.startsWith('u\u0000')) {
         const [, topic, upstream] = k.split('\u0000');
         this.inputs.get(topic!)?.upstream?.tasks.set(upstream!, { wm: v, seen: now });
+      } else if (k.startsWith('o\u0000')) {
+        const node = this.nodes.get(k.slice(2));
+        if (node) node.outputWm = v;
       }
     }
     this.watermark = this.computeWatermark();
+    // Input watermarks follow from the restored output watermarks; timers due at them already fired.
+    for (const n of this.order) n.inputWm = this.inputWatermark(n);
+    for (const n of this.order) {
+      try {
+        n.instance.open?.(n);
+      } catch (err) {
+        throw new Error(`operator '${n.name}' failed to open: ${(err as Error).message}`);
+      }
+    }
   }
 
   /** Event time of a record from a source: the declared field, else the Kafka timestamp. */
@@ -265,33 +365,75 @@ export class Task {
     return typeof v === 'number' ? v : typeof v === 'bigint' ? Number(v) : v instanceof Date ? v.getTime() : kafkaTs;
   }
 
+  /** Whether `topic` is a table of this task (its records go to applyTable). */
+  isTable(topic: string): boolean {
+    return this.tableStores.has(topic);
+  }
+
   /**
-   * Processes one decoded input record: the operators see it with the watermark as it was
+   * Processes one decoded input record: the operators see it with the watermarks as they were
    * before the record; then stream time advances and due event-time timers fire.
    */
-  process(topic: string, record: StreamRecord, input: InputRef | undefined): void | Promise<void> {
+  process(topic: string, record: StreamRecord, input: InputRef | undefined): void {
     const targets = this.entry.get(topic);
     const state = this.inputs.get(topic);
     if (!targets || !state) throw new Error(`task ${this.id} has no input topic '${topic}'`);
     this.current = input;
     for (let i = 0; i < targets.length; i++) targets[i]!(record);
+    this.current = undefined;
     state.lastSeen = this.hooks.now();
     if (state.upstream && input) this.observeHeaders(state, topic, input.headers);
     if (record.timestamp > state.maxTs) {
       state.maxTs = record.timestamp;
       this.meta.put(`w\u0000${topic}`, record.timestamp);
     }
-    if (this.pending.length > 0) return this.settle();
-    this.current = undefined;
     this.advance();
   }
 
-  private async settle(): Promise<void> {
-    const p = this.pending;
-    this.pending = [];
-    await Promise.all(p);
+  /**
+   * A table record: the latest value of `key` (null deletes it), visible to every record
+   * processed after it. Watching operators are told; nothing else happens.
+   */
+  applyTable(topic: string, key: string, value: Record<string, unknown> | null, input: InputRef | undefined): void {
+    const t = this.tableStores.get(topic);
+    if (t === undefined) throw new Error(`task ${this.id} has no table topic '${topic}'`);
+    t.store.apply(key, value);
+    this.current = input;
+    for (const w of t.watchers) {
+      try {
+        w.instance.onTableUpdate?.(t.source.name, key, value, w);
+      } catch (err) {
+        w.fail(err, input);
+      }
+    }
     this.current = undefined;
-    this.advance();
+  }
+
+  /** Restores a partitioned table's row from its topic (no operator is told). */
+  restoreTable(topic: string, key: string, value: Record<string, unknown> | null): void {
+    this.tableStores.get(topic)?.store.apply(key, value);
+  }
+
+  /** Runs `fn` as if processing `input` (deferred work's continuations). */
+  within(input: InputRef | undefined, fn: () => void): void {
+    const prev = this.current;
+    this.current = input;
+    try {
+      fn();
+    } finally {
+      this.current = prev;
+    }
+  }
+
+  /** Waits for every piece of deferred work (and what it deferred in turn), then re-evaluates watermarks. */
+  async settle(): Promise<void> {
+    if (this.pending.length === 0) return;
+    while (this.pending.length > 0) {
+      const p = this.pending;
+      this.pending = [];
+      await Promise.all(p);
+    }
+    this.advance(true);
   }
 
   /** A watermark-only marker from an upstream task (a record with no value on a repartition topic). */
@@ -316,24 +458,60 @@ export class Task {
     this.meta.put(`u\u0000${topic}\u0000${from}`, wm);
   }
 
-  /** Re-evaluates the watermark (also called by the runner's wall-clock tick for idle inputs). */
-  advance(): void {
+  /**
+   * Re-evaluates the watermarks (also called by the runner's wall-clock tick for idle inputs).
+   * `force`: re-ask every operator for its output watermark even if no input watermark moved
+   * (after deferred work settled, an operator may hold back less).
+   */
+  advance(force = false): void {
     const wm = this.computeWatermark();
-    if (wm <= this.watermark) return;
-    this.watermark = wm;
-    this.timers.fireDue('event', wm, (node, timer) => this.fire(node, timer));
-    for (const n of this.watermarkNodes) n.instance.onWatermark!(wm, n);
+    if (wm > this.watermark) this.watermark = wm;
+    else if (!force) return;
+    for (const n of this.order) this.propagate(n, force);
   }
 
-  /** Fires wall-clock timers due at `now`. */
+  /** The watermark an operator's upstreams pass on. */
+  private inputWatermark(n: NodeRuntime): number {
+    let w = Number.POSITIVE_INFINITY;
+    for (const up of n.upstreams) {
+      const x = up === null ? this.watermark : up.outputWm;
+      if (x < w) w = x;
+    }
+    return w === Number.POSITIVE_INFINITY ? this.watermark : w;
+  }
+
+  private propagate(n: NodeRuntime, force: boolean): void {
+    const win = this.inputWatermark(n);
+    const moved = win > n.inputWm;
+    if (!moved && !force) return;
+    if (moved) {
+      n.inputWm = win;
+      this.timers.fireDue(n.name, 'event', win, (timer) => this.fire(n, timer));
+    }
+    let out = n.inputWm;
+    if (n.instance.onWatermark) {
+      try {
+        const held = n.instance.onWatermark(n.inputWm, n);
+        if (typeof held === 'number' && held < out) out = held;
+      } catch (err) {
+        n.fail(err, undefined);
+      }
+    }
+    if (moved) for (const s of n.stores.values()) s.store.expire(n.inputWm);
+    if (out > n.outputWm) {
+      n.outputWm = out;
+      this.meta.put(`o\u0000${n.name}`, out);
+    }
+  }
+
+  /** Fires wall-clock timers due at `now`, operator by operator. */
   tick(now: number): void {
-    this.timers.fireDue('wall', now, (node, timer) => this.fire(node, timer));
+    for (const n of this.order) this.timers.fireDue(n.name, 'wall', now, (timer) => this.fire(n, timer));
     this.advance();
   }
 
-  private fire(nodeName: string, timer: Timer): void {
-    const node = this.nodes.get(nodeName);
-    if (!node?.instance.onTimer) return;
+  private fire(node: NodeRuntime, timer: Timer): void {
+    if (!node.instance.onTimer) return;
     this.current = undefined;
     try {
       node.instance.onTimer(timer, node);
@@ -342,9 +520,15 @@ export class Task {
     }
   }
 
+  /** The watermark a sink's records carry: the output watermark of what feeds it. */
+  sinkWatermark(sink: string): number {
+    const from = this.sinkEmitters.get(sink);
+    return from === undefined || from === null ? this.watermark : from.outputWm;
+  }
+
   /**
-   * min over the task's input partitions of (max event time - allowed out-of-orderness); with
-   * several inputs, one silent for longer than its idle timeout stops holding the others back.
+   * min over the task's stream input partitions of (max event time - allowed out-of-orderness);
+   * with several inputs, one silent for longer than its idle timeout stops holding the others back.
    */
   private computeWatermark(): number {
     let min = Number.POSITIVE_INFINITY;

@@ -4,11 +4,13 @@
 // does not replace, the tests against a real broker.
 import avro from 'avsc';
 import type { Type } from 'avsc';
-import type { StreamRecord } from '../operators/types.ts';
-import type { Plan, PlanSink, SubTopology } from '../topology/types.ts';
+import type { StreamRecord } from '../kernel/record.ts';
+import type { TableView } from '../kernel/store.ts';
+import type { GlobalTable, Plan, PlanSink, PlanSource, SubTopology } from '../topology/types.ts';
 import { Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, upstreamTaskCounts } from './task.ts';
 import { sinkKey } from './keys.ts';
 import type { DeadLetter, InputRef, TaskHooks } from './task.ts';
+import { MemoryKeyValueStore, avroCodec } from './stores.ts';
 import type { ChangelogEntry } from './stores.ts';
 
 export interface PipeOptions {
@@ -16,10 +18,11 @@ export interface PipeOptions {
   /** Kafka record timestamp (ms); also the event time when the source declares no timestamp field. */
   timestamp?: number;
   partition?: number;
+  headers?: Record<string, string>;
 }
 
 /** Deterministic string hash for in-process partitioning (FNV-1a). */
-function partitionOf(key: string | null, partitions: number, fallback: number): number {
+export function partitionOf(key: string | null, partitions: number, fallback: number): number {
   if (key === null) return fallback % partitions;
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
@@ -35,11 +38,13 @@ export class TestDriver {
   private readonly outputs = new Map<string, StreamRecord[]>();
   private readonly dead: DeadLetter[] = [];
   private readonly types = new Map<string, Type>();
-  /** Everything written to changelogs so far, per topic and partition, in order (for restart()). */
+  /** Everything written to changelogs (and table topics) so far, per topic and partition, in order (for restart()). */
   private readonly changelogs = new Map<string, ChangelogEntry[]>();
+  private readonly tableRows = new Map<string, Array<{ key: string; value: Record<string, unknown> | null }>>();
+  private readonly globals = new Map<string, { table: GlobalTable; store: MemoryKeyValueStore<Record<string, unknown>> }>();
   private offset = 0;
   private readonly upstreamTasks: Map<string, number>;
-  /** Per task: the watermark last broadcast to the repartition topics it writes. */
+  /** Per task and repartition topic: the watermark last broadcast to it. */
   private broadcast = new Map<string, number>();
   private roundRobin = 0;
 
@@ -49,43 +54,90 @@ export class TestDriver {
   ) {
     this.wall = opts.wallClock ?? 0;
     this.upstreamTasks = upstreamTaskCounts(plan.subtopologies);
+    for (const g of plan.globalTables) this.globals.set(g.name, { table: g, store: new MemoryKeyValueStore(g.name, g.topic, avroCodec(g.schema), false) });
     this.createTasks();
   }
 
-  /** Sends one record to a source (by source name or topic); operators must be synchronous. */
-  pipe(source: string, value: Record<string, unknown>, opts: PipeOptions = {}): void {
-    const { task, topic, record, input } = this.prepare(source, value, opts);
-    if (task.process(topic, record, input)) throw new Error('asynchronous operators need pipeAsync()');
+  /**
+   * Sends one record to a source (by source name or topic). A table source takes a key, and a
+   * null value deletes it. Operators that defer work (lookups) need pipeAsync().
+   */
+  pipe(source: string, value: Record<string, unknown> | null, opts: PipeOptions = {}): void {
+    const task = this.send(source, value, opts);
+    if (task !== undefined && task.pending.length > 0) throw new Error('this topology defers work (e.g. HTTP lookups): use pipeAsync()');
     this.commit();
   }
 
-  /** Like pipe(), awaiting asynchronous operators (e.g. external lookups). */
-  async pipeAsync(source: string, value: Record<string, unknown>, opts: PipeOptions = {}): Promise<void> {
-    const { task, topic, record, input } = this.prepare(source, value, opts);
-    await task.process(topic, record, input);
+  /** Like pipe(), then waits for the work operators deferred. */
+  async pipeAsync(source: string, value: Record<string, unknown> | null, opts: PipeOptions = {}): Promise<void> {
+    this.send(source, value, opts);
+    await this.settle();
     this.commit();
   }
 
-  private prepare(source: string, value: Record<string, unknown>, opts: PipeOptions) {
+  /** Waits for every task's deferred work. */
+  async settle(): Promise<void> {
+    for (let again = true; again; ) {
+      again = false;
+      for (const t of this.tasks.values())
+        if (t.pending.length > 0) {
+          again = true;
+          await t.settle();
+        }
+    }
+  }
+
+  private send(source: string, value: Record<string, unknown> | null, opts: PipeOptions): Task | undefined {
+    const global = this.globals.get(source) ?? [...this.globals.values()].find((g) => g.table.topic === source);
+    if (global !== undefined) {
+      const key = this.tableKey(source, opts);
+      global.store.apply(key, value === null ? null : this.roundTrip(global.table.schema, value));
+      return undefined;
+    }
     const { sub, src } = this.findSource(source);
+    const key = opts.key ?? null;
+    const partition = opts.partition ?? partitionOf(key, sub.partitions, this.roundRobin++);
+    const task = this.task(sub, partition);
+    if (src.kind === 'table') {
+      const k = this.tableKey(source, opts);
+      const row = value === null ? null : this.roundTrip(src.schema, value);
+      const rows = this.tableRows.get(`${src.topic}/${partition}`) ?? [];
+      rows.push({ key: k, value: row });
+      this.tableRows.set(`${src.topic}/${partition}`, rows);
+      task.applyTable(src.topic, k, row, this.inputRef(src, partition, k, value === null ? null : this.typeOf(src.schema).toBuffer(value), opts));
+      return task;
+    }
+    if (value === null) throw new Error(`stream source '${source}' takes records, not null (tables take null to delete a key)`);
     const type = this.typeOf(src.schema);
     const bytes = type.toBuffer(value);
     const decoded = type.fromBuffer(bytes) as Record<string, unknown>;
-    const key = opts.key ?? null;
-    const partition = opts.partition ?? partitionOf(key, sub.partitions, this.roundRobin++);
-    const ts = opts.timestamp ?? this.wall;
-    const task = this.task(sub, partition);
-    const input: InputRef = {
+    const input = this.inputRef(src, partition, key, bytes, opts);
+    const record: StreamRecord = { key, value: decoded, timestamp: task.eventTime(src, decoded, input.timestamp) };
+    if (opts.headers !== undefined) record.headers = { ...opts.headers };
+    task.process(src.topic, record, input);
+    return task;
+  }
+
+  private tableKey(source: string, opts: PipeOptions): string {
+    if (opts.key === undefined || opts.key === null) throw new Error(`table '${source}' needs a key for each row`);
+    return opts.key;
+  }
+
+  private roundTrip(schema: object, value: Record<string, unknown>): Record<string, unknown> {
+    const type = this.typeOf(schema);
+    return type.fromBuffer(type.toBuffer(value)) as Record<string, unknown>;
+  }
+
+  private inputRef(src: PlanSource, partition: number, key: string | null, bytes: Buffer | null, opts: PipeOptions): InputRef {
+    return {
       topic: src.topic,
       partition,
       offset: String(this.offset++),
       key: key === null ? null : Buffer.from(key),
       value: bytes,
-      timestamp: ts,
-      headers: {},
+      timestamp: opts.timestamp ?? this.wall,
+      headers: opts.headers ?? {},
     };
-    const record: StreamRecord = { key, value: decoded, timestamp: task.eventTime(src, decoded, ts) };
-    return { task, topic: src.topic, record, input };
   }
 
   /** Moves the wall clock forward and fires due wall-clock timers in every task. */
@@ -95,10 +147,15 @@ export class TestDriver {
     this.commit();
   }
 
+  /** The wall clock (ms). */
+  now(): number {
+    return this.wall;
+  }
+
   /** Records written to a sink (by sink name or topic), in order. */
   output(sink: string): StreamRecord[] {
     for (const sub of this.plan.subtopologies)
-      for (const s of sub.sinks) if (s.name === sink || s.topic === sink) return this.outputs.get(s.topic) ?? [];
+      for (const s of sub.sinks) if (!s.internal && (s.name === sink || s.topic === sink)) return this.outputs.get(s.topic) ?? [];
     throw new Error(`no sink '${sink}' in the plan`);
   }
 
@@ -112,8 +169,9 @@ export class TestDriver {
   }
 
   /**
-   * Simulates a crash and restart: drops every task and rebuilds them from the changelogs
-   * written so far, as the runtime restores from Kafka. Outputs already emitted are kept.
+   * Simulates a crash and restart: drops every task and rebuilds them from the changelogs (and
+   * table topics) written so far, as the runtime restores from Kafka. Outputs already emitted are
+   * kept.
    */
   restart(): void {
     for (const t of this.tasks.values()) void t.close();
@@ -126,18 +184,11 @@ export class TestDriver {
     for (const sub of this.plan.subtopologies)
       for (let p = 0; p < sub.partitions; p++) {
         const self: { task?: Task } = {};
-        const t = new Task(
-          this.plan.topology.name,
-          sub,
-          p,
-          this.hooks(self),
-          (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }),
-          this.upstreamTasks,
-        );
+        const t = new Task(this.plan.topology.name, sub, p, this.hooks(self), this.upstreamTasks);
         self.task = t;
         for (const store of t.stores)
-          for (const e of this.changelogs.get(`${store.changelogTopic}/${p}`) ?? [])
-            store.restore(e.key, e.value === null ? null : Buffer.from(e.value));
+          for (const e of this.changelogs.get(`${store.changelogTopic}/${p}`) ?? []) store.restore(e.key, e.value);
+        for (const topic of t.tableStores.keys()) for (const r of this.tableRows.get(`${topic}/${p}`) ?? []) t.restoreTable(topic, r.key, r.value);
         t.afterRestore();
         this.tasks.set(t.id, t);
       }
@@ -147,11 +198,16 @@ export class TestDriver {
     return {
       now: () => this.wall,
       deadLetter: (dl) => this.dead.push(dl),
-      sink: (sink, record, input) => this.emit(sink, record, input, self.task!),
+      sink: (sink, record, input, watermark) => this.emit(sink, record, input, self.task!, watermark),
+      globalTable: (name): TableView => {
+        const g = this.globals.get(name);
+        if (g === undefined) throw new Error(`no global table '${name}' in the plan`);
+        return g.store;
+      },
     };
   }
 
-  private emit(sink: PlanSink, record: StreamRecord, input: InputRef | undefined, from: Task): void {
+  private emit(sink: PlanSink, record: StreamRecord, input: InputRef | undefined, from: Task, watermark: number): void {
     const type = this.typeOf(sink.schema);
     let value: Record<string, unknown>;
     try {
@@ -161,10 +217,11 @@ export class TestDriver {
       return;
     }
     const out: StreamRecord = { key: record.key, value, timestamp: record.timestamp };
+    if (record.headers !== undefined) out.headers = record.headers;
     out.key = sinkKey(sink, out);
     if (sink.internal) {
       // A repartition topic: feed the consuming sub-topology, partitioned by key, with the
-      // writing task's watermark in the headers as the runner writes it.
+      // watermark of what emitted the record in the headers, as the runner writes it.
       for (const sub of this.plan.subtopologies) {
         const src = sub.sources.find((s) => s.topic === sink.topic);
         if (!src) continue;
@@ -176,10 +233,9 @@ export class TestDriver {
           key: out.key === null ? null : Buffer.from(out.key),
           value: type.toBuffer(value),
           timestamp: out.timestamp,
-          headers: { [WATERMARK_HEADER]: String(from.watermark), [WATERMARK_TASK_HEADER]: from.id },
+          headers: { [WATERMARK_HEADER]: String(watermark), [WATERMARK_TASK_HEADER]: from.id },
         };
-        const r = this.task(sub, partition).process(src.topic, out, ref);
-        if (r) throw new Error('asynchronous operators need pipeAsync()');
+        this.task(sub, partition).process(src.topic, { ...out }, ref);
       }
       return;
     }
@@ -188,21 +244,22 @@ export class TestDriver {
     list.push(out);
   }
 
-  /** Sends watermark markers from tasks whose watermark advanced to every task reading their repartition topics. */
+  /** Sends watermark markers for repartition topics whose feeding watermark advanced, to every task reading them. */
   private broadcastWatermarks(): void {
-    for (const from of this.tasks.values()) {
-      const wm = from.watermark;
-      if (wm <= (this.broadcast.get(from.id) ?? Number.NEGATIVE_INFINITY)) continue;
-      let any = false;
-      for (const sink of from.sub.sinks) {
-        if (!sink.internal) continue;
-        any = true;
-        for (const sub of this.plan.subtopologies)
-          if (sub.sources.some((s) => s.topic === sink.topic))
-            for (let p = 0; p < sub.partitions; p++)
-              this.task(sub, p).watermarkMarker(sink.topic, { [WATERMARK_HEADER]: String(wm), [WATERMARK_TASK_HEADER]: from.id });
-      }
-      if (any) this.broadcast.set(from.id, wm);
+    for (let again = true; again; ) {
+      again = false;
+      for (const from of this.tasks.values())
+        for (const sink of from.sub.sinks) {
+          if (!sink.internal) continue;
+          const wm = from.sinkWatermark(sink.name);
+          const k = `${from.id}\u0000${sink.topic}`;
+          if (wm <= (this.broadcast.get(k) ?? Number.NEGATIVE_INFINITY)) continue;
+          this.broadcast.set(k, wm);
+          again = true;
+          for (const sub of this.plan.subtopologies)
+            if (sub.sources.some((s) => s.topic === sink.topic))
+              for (let p = 0; p < sub.partitions; p++) this.task(sub, p).watermarkMarker(sink.topic, { [WATERMARK_HEADER]: String(wm), [WATERMARK_TASK_HEADER]: from.id });
+        }
     }
   }
 
@@ -219,7 +276,7 @@ export class TestDriver {
       }
   }
 
-  private findSource(name: string): { sub: SubTopology; src: SubTopology['sources'][number] } {
+  private findSource(name: string): { sub: SubTopology; src: PlanSource } {
     for (const sub of this.plan.subtopologies)
       for (const src of sub.sources) if (src.name === name || src.topic === name) return { sub, src };
     throw new Error(`no source '${name}' in the plan`);

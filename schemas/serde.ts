@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
 import type { Resolver, Type } from 'avsc';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type { RecordSchema } from '../operators/types.ts';
+import type { RecordSchema } from '../kernel/operator.ts';
 import {
   AvroDecodeError,
   AvroEncodeError,

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseTopology } from '../topology/loader.ts';
+import { operatorRegistry } from '../operators/registry.ts';
 import { planTopology } from '../topology/plan.ts';
 
 const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
@@ -14,7 +15,7 @@ describe('README topology examples', () => {
     expect(blocks.length).toBeGreaterThan(0);
   });
   it.each(blocks.map((b, i) => [i + 1, b] as const))('example %i loads and plans', (_i, yaml) => {
-    const plan = planTopology(parseTopology(yaml, 'README.md'));
+    const plan = planTopology(parseTopology(yaml, 'README.md', { operators: operatorRegistry }));
     expect(plan.subtopologies.length).toBeGreaterThan(0);
   });
 });

@@ -11,15 +11,16 @@ import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
 import { LineCounter, Parser as CstParser, isAlias, isMap, isScalar, isSeq, parseDocument } from 'yaml';
 import type { Node as YamlNode, Scalar } from 'yaml';
-import type { AvroType, ConfigIssue, ConfigSpec, OperatorDefinition, RecordSchema, SchemaContext } from '../operators/types.ts';
-import type { Guarantee, NodeDef, Position, SinkDef, SourceDef, Topology } from './types.ts';
-import { FORBIDDEN_KEYS, TopologyError, suggestion } from './diagnostics.ts';
-import type { Diagnostic, DiagnosticCode } from './diagnostics.ts';
-import { parseConfig } from './spec.ts';
-import type { SpecContext } from './spec.ts';
-import { collectNamedTypes, describeTy, fits, isNumeric, recordTy, schemaFullname, selfContained } from './avro-types.ts';
-import type { RecordTyField, Ty } from './avro-types.ts';
-import { operatorRegistry } from '../operators/registry.ts';
+import type { AvroType, CompileInput, CompileResult, ConfigIssue, ConfigSpec, OperatorDefinition, RecordSchema, TableInfo } from '../kernel/operator.ts';
+import { DEFAULT_INPUT } from '../kernel/operator.ts';
+import type { Guarantee, NodeDef, Position, Ref, SinkDef, SourceDef, Topology } from './types.ts';
+import { refText } from './types.ts';
+import { FORBIDDEN_KEYS, TopologyError, suggestion } from '../kernel/diagnostics.ts';
+import type { Diagnostic, DiagnosticCode } from '../kernel/diagnostics.ts';
+import { describeValue, parseConfig } from '../kernel/spec.ts';
+import type { SpecContext } from '../kernel/spec.ts';
+import { collectNamedTypes, describeTy, fits, isNumeric, recordTy, schemaFullname, selfContained } from '../kernel/avro-types.ts';
+import type { RecordTyField, Ty } from '../kernel/avro-types.ts';
 
 export interface LoadOptions {
   /** Environment for ${NAME} interpolation and VIGIL_ENV_ALLOWLIST (default: process.env). */
@@ -28,8 +29,8 @@ export interface LoadOptions {
   envAllowlist?: string[];
   /** Directory of the built-in .avsc files (default: the repository's schemas/). */
   schemaDir?: string;
-  /** Operator types (default: operators/registry.ts). */
-  operators?: ReadonlyMap<string, OperatorDefinition<any>>;
+  /** Operator types by `type:` name (operators/registry.ts has the built-in ones). */
+  operators: ReadonlyMap<string, OperatorDefinition<any>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -37,6 +38,8 @@ export interface LoadOptions {
 
 const NAME_PATTERN = '^[a-zA-Z0-9._-]{1,120}$';
 const TOPIC_PATTERN = '^[a-zA-Z0-9._-]{1,249}$';
+/** What `from` takes: a source or operator name, or `operator.output`. */
+const REF_PATTERN = '^[a-zA-Z0-9._-]{1,241}$';
 
 /** Top-level fields of a topology file. */
 export const topologyFileSpec: ConfigSpec = {
@@ -83,6 +86,14 @@ export const sourceSpec: ConfigSpec = {
   name: { kind: 'string', pattern: NAME_PATTERN, description: 'Name that operators and sinks use in `from`.' },
   topic: { kind: 'string', pattern: TOPIC_PATTERN, description: 'Kafka topic to read.' },
   schema: { kind: 'schema', description: 'Fullname of the reader schema (Avro record).', examples: ['vigil.telemetry.MetricSample'] },
+  table: {
+    kind: 'boolean',
+    default: false,
+    description:
+      'Read the topic as a table: the latest value per Kafka key (a compacted topic; a null value deletes the key). ' +
+      'Tables are not read with `from`: operators name them in their config (e.g. `lookup`\'s `table:`). ' +
+      'A table does not hold back the watermark.',
+  },
   key: {
     kind: 'array',
     optional: true,
@@ -112,14 +123,23 @@ export const operatorEntrySpec: ConfigSpec = {
   from: {
     kind: 'array',
     optional: true,
-    items: { kind: 'string', pattern: NAME_PATTERN, description: 'A source or operator name.' },
-    description: 'Input(s): a source or operator name, or a list for multi-input operators. Default: the previous operator in the list (the first operator defaults to the only source).',
+    items: { kind: 'string', pattern: REF_PATTERN, description: 'A source or operator name, or `operator.output`.' },
+    description:
+      'Input(s): a source or operator name, or `operator.output` for a named output (an operator name alone reads its first output). ' +
+      'Operators with several inputs take them as a list in the order of their inputs, or as a mapping from input name to name: `from: {left: deploys, right: errors}`. ' +
+      'Default: the previous operator in the list (the first operator defaults to the only source).',
+    examples: ['metrics', ['deploys', 'errors'], { left: 'deploys', right: 'errors' }, 'detector.anomalies'],
   },
 };
 
 export const sinkSpec: ConfigSpec = {
   name: { kind: 'string', pattern: NAME_PATTERN, description: 'Unique name of the sink.' },
-  from: { kind: 'string', optional: true, pattern: NAME_PATTERN, description: 'The operator or source whose records are written. Default: the last operator.' },
+  from: {
+    kind: 'string',
+    optional: true,
+    pattern: REF_PATTERN,
+    description: 'The operator (or `operator.output`) or source whose records are written. Default: the last operator.',
+  },
   topic: { kind: 'string', pattern: TOPIC_PATTERN, description: 'Kafka topic to write.' },
   schema: {
     kind: 'schema',
@@ -151,6 +171,16 @@ interface SourceEntry {
   index: number;
   def?: SourceDef;
   name?: string;
+  /** Declared `table: true` (known even when the rest of the entry is broken). */
+  table: boolean;
+}
+
+/** One `from` item as written: its text and where it is (path of the value). */
+interface FromItem {
+  text: string;
+  path: Path;
+  /** The mapping form names the input: `from: {left: a, right: b}`. */
+  input?: string;
 }
 
 interface OpEntry {
@@ -159,19 +189,28 @@ interface OpEntry {
   name?: string;
   def?: OperatorDefinition<any>;
   rawConfig: Record<string, unknown>;
-  from: string[];
+  /** The `from` items as written (empty when defaulted or broken). */
+  fromItems: FromItem[];
+  /** Resolved inputs, in the definition's input order (empty when unresolved). */
+  from: Ref[];
   fromExplicit: boolean;
   at: Position;
-  /** Set once processed: the output schema (undefined = failed or unknown). */
-  output?: RecordSchema;
+  /** Set once compiled (undefined = failed or not reached). */
   node?: NodeDef;
+}
+
+interface OutputInfo {
+  schema: RecordSchema;
+  keyFields: readonly string[] | undefined;
 }
 
 interface SinkEntry {
   index: number;
   raw: unknown;
   name?: string;
-  from?: string;
+  /** `from` as written. */
+  fromText?: string;
+  from?: Ref;
 }
 
 function pathKey(p: Path): string {
@@ -179,7 +218,7 @@ function pathKey(p: Path): string {
 }
 
 /** Reads and loads a topology file; throws TopologyError listing every problem. */
-export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
+export function loadTopology(file: string, opts: LoadOptions): Topology {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -190,7 +229,7 @@ export function loadTopology(file: string, opts: LoadOptions = {}): Topology {
 }
 
 /** Loads a topology from its text; `file` names it in diagnostics and anchors relative paths. */
-export function parseTopology(text: string, file: string, opts: LoadOptions = {}): Topology {
+export function parseTopology(text: string, file: string, opts: LoadOptions): Topology {
   return new Loader(text, file, opts).load();
 }
 
@@ -217,7 +256,7 @@ class Loader {
       ...(opts.envAllowlist ?? []),
       ...(this.env.VIGIL_ENV_ALLOWLIST ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
     ]);
-    this.operators = opts.operators ?? operatorRegistry;
+    this.operators = opts.operators;
   }
 
   // --- diagnostics ---------------------------------------------------------------------------
@@ -651,7 +690,7 @@ class Loader {
       for (const i of r.issues) this.issue(path, i);
       this.schemaProblem(schemaName, [...path, 'schema']);
       const c = r.config;
-      const entry: SourceEntry = { index, name };
+      const entry: SourceEntry = { index, name, table: c.table === true };
       if (r.issues.length > 0 || schema === undefined) return entry;
       const ts = c.timestamp as string | undefined;
       if (ts !== undefined) {
@@ -666,6 +705,7 @@ class Loader {
         topic: c.topic as string,
         schemaName: schemaName as string,
         schema,
+        table: c.table === true,
         ...(c.key !== undefined ? { keyFields: c.key as string[] } : {}),
         ...(ts !== undefined ? { timestampField: ts } : {}),
         maxOutOfOrderMs: c.max_out_of_order as number,
@@ -694,7 +734,7 @@ class Loader {
   private loadOperatorEntries(items: unknown[]): OpEntry[] {
     return items.map((raw, index) => {
       const path: Path = ['operators', index];
-      const entry: OpEntry = { index, raw, rawConfig: {}, from: [], fromExplicit: false, at: this.position(path) };
+      const entry: OpEntry = { index, raw, rawConfig: {}, fromItems: [], from: [], fromExplicit: false, at: this.position(path) };
       if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
         this.diagPath(path, 'value', 'INVALID_VALUE', `operator #${index + 1} must be a mapping (name, type, ...)`);
         return entry;
@@ -707,13 +747,27 @@ class Loader {
       }
       const name = typeof r.name === 'string' ? r.name : undefined;
       const what = name === undefined ? `operator #${index + 1}` : `operator '${name}'`;
-      const parsed = parseConfig<Record<string, unknown>>(operatorEntrySpec, common, this.specContext(what));
+      // The mapping form of `from` names the inputs; the spec checks the list form.
+      const fromMap = r.from !== null && typeof r.from === 'object' && !Array.isArray(r.from) ? (r.from as Record<string, unknown>) : undefined;
+      if (fromMap !== undefined) delete common.from;
+      const parsed = parseConfig<Record<string, unknown>>(operatorEntrySpec, common, this.specContext(what, undefined, fromMap !== undefined ? ['from'] : []));
       for (const i of parsed.issues) this.issue(path, i);
       if (parsed.issues.some((i) => i.path[0] === 'name')) entry.name = undefined;
       else entry.name = parsed.config.name as string | undefined;
-      if (parsed.config.from !== undefined) {
-        entry.from = parsed.config.from as string[];
+      if (fromMap !== undefined) {
         entry.fromExplicit = true;
+        for (const [input, v] of Object.entries(fromMap)) {
+          if (typeof v !== 'string' || !new RegExp(REF_PATTERN).test(v)) {
+            this.diagPath([...path, 'from', input], 'value', 'INVALID_VALUE', `'from.${input}' must be a source or operator name, got ${describeValue(v)}`);
+            continue;
+          }
+          entry.fromItems.push({ text: v, path: [...path, 'from', input], input });
+        }
+      } else if (parsed.config.from !== undefined) {
+        entry.fromExplicit = true;
+        const list = parsed.config.from as string[];
+        const multi = Array.isArray(r.from);
+        entry.fromItems = list.map((text, j) => ({ text, path: [...path, 'from', ...(multi ? [j] : [])] }));
       } else if (Object.hasOwn(r, 'from')) {
         entry.fromExplicit = true; // present but invalid: already reported
       }
@@ -736,7 +790,7 @@ class Loader {
     return items.map((raw, index) => {
       const name = this.itemName(raw);
       const from = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).from : undefined;
-      return { index, raw, name, from: typeof from === 'string' ? from : undefined };
+      return { index, raw, name, fromText: typeof from === 'string' ? from : undefined };
     });
   }
 
@@ -757,52 +811,83 @@ class Loader {
     for (const s of sinks) visit(s.name, 'sink', ['sinks', s.index]);
   }
 
+  /**
+   * Resolves `from` texts to refs: a source or operator name, else `operator.output`. Outputs are
+   * checked once the operator is compiled (buildNodes); tables and sinks cannot be read from.
+   */
   private resolveFrom(sources: SourceEntry[], ops: OpEntry[], sinks: SinkEntry[]): void {
-    const sourceNames = new Set(sources.map((s) => s.name).filter((n): n is string => n !== undefined));
+    const streamNames = new Set(sources.filter((s) => !s.table).map((s) => s.name).filter((n): n is string => n !== undefined));
+    const tableNames = new Set(sources.filter((s) => s.table).map((s) => s.name).filter((n): n is string => n !== undefined));
     const opNames = new Set(ops.map((o) => o.name).filter((n): n is string => n !== undefined));
     const sinkNames = new Set(sinks.map((s) => s.name).filter((n): n is string => n !== undefined));
-    const candidates = [...sourceNames, ...opNames];
-    const check = (name: string, path: Path): boolean => {
-      if (sourceNames.has(name) || opNames.has(name)) return true;
-      const msg = sinkNames.has(name)
-        ? `'${name}' is a sink: sinks have no output to read from`
-        : `'from' names '${name}', which is no source or operator${suggestion(name, candidates)}`;
+    const candidates = [...streamNames, ...opNames];
+    const resolve = (text: string, path: Path): Ref | undefined => {
+      if (streamNames.has(text) || opNames.has(text)) return { name: text };
+      const dot = text.lastIndexOf('.');
+      if (dot > 0 && opNames.has(text.slice(0, dot))) return { name: text.slice(0, dot), output: text.slice(dot + 1) };
+      const msg = tableNames.has(text)
+        ? `'${text}' is a table: operators read tables through their config (e.g. lookup's 'table:'), not 'from'`
+        : sinkNames.has(text)
+          ? `'${text}' is a sink: sinks have no output to read from`
+          : `'from' names '${text}', which is no source or operator${suggestion(text, candidates)}`;
       this.diagPath(path, 'value', 'UNKNOWN_INPUT', msg);
-      return false;
+      return undefined;
     };
-    const onlySource = sources.length === 1 ? sources[0].name : undefined;
+    const streams = sources.filter((s) => !s.table);
+    const onlySource = streams.length === 1 ? streams[0]!.name : undefined;
     ops.forEach((o, i) => {
       const path: Path = ['operators', o.index];
-      if (o.fromExplicit) {
-        const multi = Array.isArray((o.raw as Record<string, unknown>).from);
-        o.from = o.from.filter((f, j) => check(f, [...path, 'from', ...(multi ? [j] : [])]));
-        if (o.from.length === 0) o.def = undefined;
-      } else if (i > 0) {
-        if (ops[i - 1].name !== undefined) o.from = [ops[i - 1].name!];
-      } else if (onlySource !== undefined) {
-        o.from = [onlySource];
-      } else if (sources.length > 1) {
-        this.diagPath(path, 'value', 'MISSING_FIELD', `operator '${o.name ?? '#1'}' needs 'from': the first operator defaults to the only source, but there are ${sources.length}`);
-      }
       const def = o.def;
-      if (def !== undefined && o.from.length > 0) {
-        const { min, max } = def.inputs ?? { min: 1, max: 1 };
-        if (o.from.length < min || o.from.length > max) {
-          const want = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `${min} to ${max}`;
-          this.diagPath([...path, o.fromExplicit ? 'from' : 'type'], 'value', 'INPUT_COUNT', `operator '${o.name}' (${def.type}) takes ${want} input${want === '1' ? '' : 's'}, got ${o.from.length}`);
+      const inputs = def?.inputs ?? [{ name: DEFAULT_INPUT, description: '' }];
+      if (o.fromExplicit) {
+        const refs = o.fromItems.map((f) => resolve(f.text, f.path));
+        if (refs.some((r) => r === undefined) || o.fromItems.length === 0) {
           o.def = undefined;
+          return;
         }
+        if (def === undefined) return;
+        const named = o.fromItems.some((f) => f.input !== undefined);
+        if (named) {
+          // {left: a, right: b}: every input named once, no others.
+          const byInput = new Map(o.fromItems.map((f, j) => [f.input!, refs[j]!]));
+          let ok = true;
+          for (const f of o.fromItems)
+            if (!inputs.some((x) => x.name === f.input)) {
+              ok = false;
+              this.diagPath([...path, 'from', f.input!], 'key', 'INPUT_COUNT', `${def.type} has no input '${f.input}' (its inputs: ${inputs.map((x) => x.name).join(', ')})`);
+            }
+          for (const x of inputs)
+            if (!byInput.has(x.name)) {
+              ok = false;
+              this.diagPath([...path, 'from'], 'value', 'INPUT_COUNT', `operator '${o.name}' (${def.type}) needs its input '${x.name}' in 'from' (its inputs: ${inputs.map((y) => y.name).join(', ')})`);
+            }
+          if (ok) o.from = inputs.map((x) => byInput.get(x.name)!);
+          else o.def = undefined;
+          return;
+        }
+        o.from = refs as Ref[];
+      } else if (i > 0) {
+        if (ops[i - 1]!.name !== undefined) o.from = [{ name: ops[i - 1]!.name! }];
+      } else if (onlySource !== undefined) {
+        o.from = [{ name: onlySource }];
+      } else if (streams.length > 1) {
+        this.diagPath(path, 'value', 'MISSING_FIELD', `operator '${o.name ?? '#1'}' needs 'from': the first operator defaults to the only source, but there are ${streams.length}`);
+      }
+      if (def !== undefined && o.from.length > 0 && o.from.length !== inputs.length) {
+        const want = inputs.length === 1 ? '1 input' : `${inputs.length} inputs (${inputs.map((x) => x.name).join(', ')})`;
+        this.diagPath([...path, o.fromExplicit ? 'from' : 'type'], 'value', 'INPUT_COUNT', `operator '${o.name}' (${def.type}) takes ${want}, got ${o.from.length}`);
+        o.def = undefined;
       }
     });
-    const lastOp = ops.length > 0 ? ops[ops.length - 1].name : undefined;
+    const lastOp = ops.length > 0 ? ops[ops.length - 1]!.name : undefined;
     for (const s of sinks) {
       const path: Path = ['sinks', s.index];
-      if (s.from !== undefined) {
-        if (!check(s.from, [...path, 'from'])) s.from = undefined;
+      if (s.fromText !== undefined) {
+        s.from = resolve(s.fromText, [...path, 'from']);
       } else if (!(s.raw !== null && typeof s.raw === 'object' && Object.hasOwn(s.raw, 'from'))) {
-        if (lastOp !== undefined) s.from = lastOp;
-        else if (onlySource !== undefined) s.from = onlySource;
-        else if (sources.length > 1) this.diagPath(path, 'value', 'MISSING_FIELD', `sink '${s.name ?? `#${s.index + 1}`}' needs 'from': there are no operators and ${sources.length} sources`);
+        if (lastOp !== undefined) s.from = { name: lastOp };
+        else if (onlySource !== undefined) s.from = { name: onlySource };
+        else if (streams.length > 1) this.diagPath(path, 'value', 'MISSING_FIELD', `sink '${s.name ?? `#${s.index + 1}`}' needs 'from': there are no operators and ${streams.length} sources`);
       }
     }
   }
@@ -811,6 +896,7 @@ class Loader {
   private order(ops: OpEntry[]): OpEntry[] {
     const byName = new Map<string, OpEntry>();
     for (const o of ops) if (o.name !== undefined && !byName.has(o.name)) byName.set(o.name, o);
+    const ups = (o: OpEntry): string[] => o.from.map((r) => r.name);
     // cycles: DFS over operator -> operator inputs
     const state = new Map<OpEntry, 1 | 2>();
     const stack: OpEntry[] = [];
@@ -819,7 +905,7 @@ class Loader {
     const dfs = (o: OpEntry): void => {
       state.set(o, 1);
       stack.push(o);
-      for (const f of o.from) {
+      for (const f of ups(o)) {
         const up = byName.get(f);
         if (up === undefined) continue;
         if (state.get(up) === 1) {
@@ -850,8 +936,8 @@ class Loader {
     while (progress) {
       progress = false;
       for (let i = 0; i < pending.length; i++) {
-        const o = pending[i];
-        if (o.from.every((f) => !byName.has(f) || done.has(f))) {
+        const o = pending[i]!;
+        if (ups(o).every((f) => !byName.has(f) || done.has(f))) {
           out.push(o);
           done.add(o.name!);
           pending.splice(i, 1);
@@ -863,50 +949,81 @@ class Loader {
     return out;
   }
 
+  /** The schema and keying of what a ref names, once known; reports a missing output at `path`. */
+  private outputOfRef(r: Ref, sources: Map<string, SourceEntry>, ops: Map<string, OpEntry>, path: Path | undefined): OutputInfo | undefined {
+    const s = sources.get(r.name);
+    if (s !== undefined) return s.def === undefined ? undefined : { schema: s.def.schema, keyFields: s.def.keyFields };
+    const o = ops.get(r.name);
+    const outs = o?.node?.compiled.outputs;
+    if (outs === undefined) return undefined;
+    const out = r.output === undefined ? outs[0] : outs.find((x) => x.name === r.output);
+    if (out === undefined) {
+      if (path !== undefined) {
+        const names = outs.map((x) => x.name);
+        this.diagPath(path, 'value', 'UNKNOWN_INPUT', `operator '${r.name}' has no output '${r.output}'${suggestion(r.output!, names)} (its outputs: ${names.join(', ')})`);
+      }
+      return undefined;
+    }
+    return { schema: out.schema, keyFields: out.keyFields };
+  }
+
+  private tableInfo(sources: Map<string, SourceEntry>, name: string): TableInfo | undefined {
+    const d = sources.get(name)?.def;
+    if (d === undefined || !d.table) return undefined;
+    return { name: d.name, topic: d.topic, schema: d.schema, keyFields: d.keyFields };
+  }
+
   private buildNodes(order: OpEntry[], sources: SourceEntry[], ops: OpEntry[]): void {
-    const sourceSchema = new Map<string, RecordSchema | undefined>();
-    for (const s of sources) if (s.name !== undefined) sourceSchema.set(s.name, s.def?.schema);
-    const opByName = new Map<string, OpEntry>();
-    for (const o of ops) if (o.name !== undefined && !opByName.has(o.name)) opByName.set(o.name, o);
-    const schemaOf = (n: string): RecordSchema | undefined => (sourceSchema.has(n) ? sourceSchema.get(n) : opByName.get(n)?.output);
+    const sourceBy = new Map(sources.filter((s) => s.name !== undefined).map((s) => [s.name!, s]));
+    const opBy = new Map<string, OpEntry>();
+    for (const o of ops) if (o.name !== undefined && !opBy.has(o.name)) opBy.set(o.name, o);
+    const tableNames = sources.filter((s) => s.table && s.def !== undefined).map((s) => s.name!);
     for (const o of order) {
       const path: Path = ['operators', o.index];
       const def = o.def;
       if (def === undefined) continue;
       const what = `${def.type} operator '${o.name}'`;
       const reserved = Object.keys(operatorEntrySpec);
-      const inputs = o.from.map(schemaOf);
-      if (o.from.length === 0 || inputs.some((s) => s === undefined)) {
+      const inputSpecs = def.inputs ?? [{ name: DEFAULT_INPUT, description: '' }];
+      const fromPath = (i: number): Path | undefined => o.fromItems[i]?.path ?? (o.fromExplicit ? [...path, 'from'] : undefined);
+      const outs = o.from.map((r, i) => this.outputOfRef(r, sourceBy, opBy, fromPath(i) ?? [...path, 'type']));
+      if (o.from.length === 0 || outs.some((x) => x === undefined)) {
         // Upstream unknown: check the config's shape only.
         const r = parseConfig(def.config, o.rawConfig, this.specContext(what, undefined, reserved));
         for (const i of r.issues) this.issue(path, i);
         continue;
       }
-      const schemas = inputs as RecordSchema[];
-      const r = parseConfig(def.config, o.rawConfig, this.specContext(what, schemas[0], reserved));
+      const inputs: CompileInput[] = inputSpecs.map((spec, i) => ({ name: spec.name, schema: outs[i]!.schema, keyFields: outs[i]!.keyFields }));
+      const cx = this.specContext(what, inputs[0]!.schema, reserved);
+      cx.inputs = new Map(inputs.map((x) => [x.name, x.schema]));
+      const r = parseConfig(def.config, o.rawConfig, cx);
       for (const i of r.issues) this.issue(path, i);
       if (r.issues.length > 0) continue;
-      const ctx: SchemaContext = { input: schemas[0], inputs: schemas, name: o.name!, resolveSchema: this.resolveSchema };
-      let output: RecordSchema;
+      let result: CompileResult;
       try {
-        const issues = def.check?.(r.config, ctx) ?? [];
-        for (const i of issues) this.issue(path, i);
-        if (issues.length > 0) continue;
-        output = def.outputSchema(r.config, ctx);
-        recordTy(output);
+        result = def.compile(r.config, {
+          name: o.name!,
+          inputs,
+          resolveSchema: this.resolveSchema,
+          table: (n) => this.tableInfo(sourceBy, n),
+          tableNames: () => tableNames,
+        });
+        if (result.ok) for (const out of result.compiled.outputs) recordTy(out.schema);
       } catch (e) {
         this.diagPath(path, 'value', 'OPERATOR_CHECK', `${what}: ${(e as Error).message}`);
         continue;
       }
-      o.output = output;
+      if (!result.ok) {
+        for (const i of result.issues) this.issue(path, i);
+        continue;
+      }
       o.node = {
         name: o.name!,
         type: def.type,
         def,
         config: r.config,
-        from: o.from,
-        inputSchemas: schemas,
-        outputSchema: output,
+        inputs: inputs.map((x, i) => ({ name: x.name, from: o.from[i]!, schema: x.schema })),
+        compiled: result.compiled,
         at: o.at,
       };
     }
@@ -922,7 +1039,7 @@ class Loader {
       const s = sourceBy.get(n);
       if (s !== undefined) return s.def?.partitions ?? 1;
       const o = opBy.get(n);
-      return Math.max(1, ...(o?.from ?? []).map((f) => partitionsOf(f, seen)));
+      return Math.max(1, ...(o?.from ?? []).map((f) => partitionsOf(f.name, seen)));
     };
     for (const s of sinks) {
       const path: Path = ['sinks', s.index];
@@ -935,9 +1052,10 @@ class Loader {
       this.schemaProblem(schemaName, [...path, 'schema']);
       if (r.issues.length > 0 || s.from === undefined) continue;
       if (schemaName !== undefined && schema === undefined) continue;
-      const upstream = sourceBy.get(s.from)?.def?.schema ?? opBy.get(s.from)?.output;
+      const upstream = this.outputOfRef(s.from, sourceBy, opBy, s.fromText !== undefined ? [...path, 'from'] : path)?.schema;
       if (upstream === undefined) continue;
-      if (schema !== undefined && !this.checkFill(upstream, schema, s.from, what, [...path, 'schema'])) continue;
+      const fromText = refText(s.from);
+      if (schema !== undefined && !this.checkFill(upstream, schema, fromText, what, [...path, 'schema'])) continue;
       const c = r.config;
       this.sinkIndex.set(c.name as string, s.index);
       out.push({
@@ -947,7 +1065,7 @@ class Loader {
         schemaName: schema !== undefined ? (schemaName as string) : schemaFullname(upstream),
         schema: schema ?? upstream,
         ...(c.key !== undefined ? { keyField: c.key as string } : {}),
-        partitions: (c.partitions as number | undefined) ?? partitionsOf(s.from),
+        partitions: (c.partitions as number | undefined) ?? partitionsOf(s.from.name),
         at: this.position(path),
       });
     }
@@ -981,8 +1099,13 @@ class Loader {
 
   private checkUnused(sources: SourceEntry[], ops: OpEntry[], sinks: SinkEntry[]): void {
     const used = new Set<string>();
-    for (const o of ops) for (const f of o.from) used.add(f);
-    for (const s of sinks) if (s.from !== undefined) used.add(s.from);
+    for (const o of ops) {
+      for (const f of o.from) used.add(f.name);
+      for (const t of o.node?.compiled.tables ?? []) used.add(t.table);
+      // An operator that failed to compile may have named a table: do not also call it unused.
+      if (o.node === undefined) for (const v of Object.values(o.rawConfig)) if (typeof v === 'string') used.add(v);
+    }
+    for (const s of sinks) if (s.from !== undefined) used.add(s.from.name);
     // A misspelt `from` already explains an unread source; duplicates are reported as such.
     if (this.diags.some((d) => d.code === 'UNKNOWN_INPUT' || (d.code === 'MISSING_FIELD' && d.message.includes("needs 'from'")))) return;
     const seen = new Set<string>();
@@ -990,7 +1113,8 @@ class Loader {
       if (s.name === undefined || seen.has(s.name)) continue;
       seen.add(s.name);
       if (!used.has(s.name)) {
-        this.diagPath(['sources', s.index, 'name'], 'value', 'UNUSED_SOURCE', `source '${s.name}' is not read by any operator or sink`);
+        const msg = s.table ? `table '${s.name}' is not read by any operator` : `source '${s.name}' is not read by any operator or sink`;
+        this.diagPath(['sources', s.index, 'name'], 'value', 'UNUSED_SOURCE', msg);
       }
     }
   }

@@ -1,6 +1,7 @@
 // The shapes a topology file becomes: a validated logical graph (Topology), then a physical
 // plan (Plan) of sub-topologies and internal topics that the runtime executes.
-import type { OperatorDefinition, RecordSchema } from '../operators/types.ts';
+import type { CompiledOperator, OperatorDefinition, OutputDecl, StoreDecl } from '../kernel/operator.ts';
+import type { RecordSchema } from '../kernel/schema.ts';
 
 export type Guarantee = 'at_least_once' | 'exactly_once';
 
@@ -17,6 +18,8 @@ export interface SourceDef {
   /** Full name of the reader schema, e.g. vigil.telemetry.MetricSample. */
   schemaName: string;
   schema: RecordSchema;
+  /** A table (a compacted topic read as the latest value per key) rather than a stream. */
+  table: boolean;
   /** Fields the producers key records by (the topic's partitioning), if declared. */
   keyFields?: string[];
   /** Field holding event time (epoch ms); absent = the Kafka record timestamp. */
@@ -30,22 +33,41 @@ export interface SourceDef {
   at: Position;
 }
 
+/**
+ * What an operator or sink reads: a source, or an operator's output. `output` undefined = the
+ * default output (a source's records, an operator's first output). Written `name` or `name.output`.
+ */
+export interface Ref {
+  name: string;
+  output?: string;
+}
+
+export function refText(r: Ref): string {
+  return r.output === undefined ? r.name : `${r.name}.${r.output}`;
+}
+
+export interface NodeInput {
+  /** The input's name in the operator (DEFAULT_INPUT, or e.g. left/right). */
+  name: string;
+  from: Ref;
+  schema: RecordSchema;
+}
+
 export interface NodeDef {
   name: string;
   type: string;
   def: OperatorDefinition<any>;
   /** Parsed config: defaults applied, durations in ms. */
   config: Record<string, unknown>;
-  /** Upstream names: sources or nodes. */
-  from: string[];
-  inputSchemas: RecordSchema[];
-  outputSchema: RecordSchema;
+  inputs: NodeInput[];
+  /** The compile step's result: outputs, partitioning, stores, tables, instance factory. */
+  compiled: CompiledOperator;
   at: Position;
 }
 
 export interface SinkDef {
   name: string;
-  from: string;
+  from: Ref;
   topic: string;
   schemaName: string;
   schema: RecordSchema;
@@ -69,6 +91,15 @@ export interface Topology {
   sinks: SinkDef[];
 }
 
+/** The output of a node (or source) a Ref names. */
+export function outputOf(t: Topology, r: Ref): { schema: RecordSchema; keyFields: readonly string[] | undefined } | undefined {
+  const s = t.sources.find((x) => x.name === r.name);
+  if (s !== undefined) return r.output === undefined ? { schema: s.schema, keyFields: s.keyFields } : undefined;
+  const n = t.nodes.find((x) => x.name === r.name);
+  const o: OutputDecl | undefined = r.output === undefined ? n?.compiled.outputs[0] : n?.compiled.outputs.find((x) => x.name === r.output);
+  return o === undefined ? undefined : { schema: o.schema, keyFields: o.keyFields };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Physical plan
 
@@ -80,26 +111,42 @@ export interface InternalTopic {
   configs: Record<string, string>;
 }
 
-export interface PlanStore {
-  /** Store name as the operator declared it. */
-  name: string;
-  kind: 'kv' | 'window';
-  retentionMs?: number;
+/** Where records go inside a sub-topology: an input of a node, or a sink. */
+export type Target = { node: string; input: string } | { sink: string };
+
+export interface PlanStore extends StoreDecl {
   /** Compacted topic backing the store: <topology>-<node>-<store>-changelog. */
   changelogTopic: string;
 }
 
 export interface PlanSource {
-  /** Source name (for input sources) or the repartition topic's producing node. */
+  /** Source name (input sources and tables) or, for a repartition topic, the writing node's ref. */
   name: string;
   topic: string;
+  kind: 'stream' | 'table';
   schemaName: string;
   schema: RecordSchema;
   timestampField?: string;
   maxOutOfOrderMs: number;
   idleTimeoutMs: number;
-  /** Node and sink names fed by this source. */
-  downstream: string[];
+  /** Streams: what the records feed. Tables: nothing (operators read them through their context). */
+  downstream: Target[];
+}
+
+export interface PlanOutput {
+  name: string;
+  schema: RecordSchema;
+  downstream: Target[];
+}
+
+/** A table an operator reads, as planned. */
+export interface PlanTable {
+  /** The table source's name. */
+  table: string;
+  topic: string;
+  /** partitioned: a table source of this sub-topology; global: Plan.globalTables. */
+  mode: 'partitioned' | 'global';
+  watch: boolean;
 }
 
 export interface PlanNode {
@@ -107,11 +154,12 @@ export interface PlanNode {
   type: string;
   def: OperatorDefinition<any>;
   config: Record<string, unknown>;
-  inputSchemas: RecordSchema[];
-  outputSchema: RecordSchema;
+  compiled: CompiledOperator;
+  /** Input names in order, and the upstreams (node names; sources feed through `sources`). */
+  inputs: Array<{ name: string; schema: RecordSchema; from: Ref }>;
+  outputs: PlanOutput[];
   stores: PlanStore[];
-  /** Node names, sink names, in this sub-topology. */
-  downstream: string[];
+  tables: PlanTable[];
 }
 
 export interface PlanSink {
@@ -122,7 +170,7 @@ export interface PlanSink {
   keyField?: string;
   /**
    * Repartition sinks: the fields (dotted paths) the key is built from, in order. keyField is also
-   * set when there is exactly one; with several, the runtime derives one key string from them.
+   * set when there is exactly one; with several, the key is their JSON array (kernel/keys.ts).
    */
   keyFields?: string[];
   /** Repartition sinks feed another sub-topology through an internal topic. */
@@ -138,8 +186,17 @@ export interface SubTopology {
   partitions: number;
 }
 
+/** A table every instance holds whole (Kafka Streams' GlobalKTable). */
+export interface GlobalTable {
+  name: string;
+  topic: string;
+  schemaName: string;
+  schema: RecordSchema;
+}
+
 export interface Plan {
   topology: Topology;
   subtopologies: SubTopology[];
   internalTopics: InternalTopic[];
+  globalTables: GlobalTable[];
 }

@@ -14,7 +14,7 @@ import { writeFile } from 'node:fs/promises';
 import { findSourceMap } from 'node:module';
 import { KafkaClient } from '../../connectors/kafka-client.ts';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
-import { startRunner } from '../../cli/run.ts';
+import { startRunner } from '../../runtime/runner.ts';
 import type { Runner } from '../../runtime/runner.ts';
 import type { ManagedStore } from '../../runtime/stores.ts';
 import { AvroSerde, loadSchemaCatalog } from '../../schemas/serde.ts';
@@ -162,14 +162,13 @@ async function startPipe(c: PipeChildConfig): Promise<{ stop: () => Promise<void
 async function startEngine(c: EngineChildConfig): Promise<{ stop: () => Promise<void>; runner: Runner }> {
   const plan = loadBenchPlan(c.file, c.prefix);
   const serde = new AvroSerde({ url: c.registryUrl, catalog: loadSchemaCatalog() });
-  const env = { brokers: c.brokers, registryUrl: c.registryUrl, serde, close: async () => {} };
   const log = (l: string) => {
     if (c.verbose) process.stderr.write(`[engine] ${l}\n`);
     // The Runner's consumer gave up: nothing more will be processed; tell the parent at once.
     const stopped = /consumer stopped after: (.*)$/.exec(l);
     if (stopped) void send({ event: 'fatal', error: stopped[1] });
   };
-  const runner = await startRunner(env, plan, { log });
+  const runner = await startRunner({ plan, brokers: c.brokers, serde, log });
   return { runner, stop: () => runner.stop() };
 }
 

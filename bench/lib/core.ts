@@ -6,7 +6,7 @@
 // derived as the Runner does, and, per batch, the drain of the stores' changes into changelog
 // buffers. The serde has a stubbed registry client (no HTTP), so ids are assigned locally.
 import avro from 'avsc';
-import type { RecordSchema, StreamRecord } from '../../operators/types.ts';
+import type { RecordSchema, StreamRecord } from '../../kernel/operator.ts';
 import { AvroSerde, loadSchemaCatalog, schemaFullName } from '../../schemas/serde.ts';
 import type { RegistryClient } from '../../schemas/serde.ts';
 import { Task } from '../../runtime/task.ts';
@@ -84,6 +84,7 @@ export class CoreHarness {
   ) {
     for (const sub of plan.subtopologies) {
       const task = this.createTask(sub);
+      task.afterRestore();
       this.tasks.push(task);
       for (const source of sub.sources) this.byTopic.set(source.topic, { task, source });
     }
@@ -105,7 +106,6 @@ export class CoreHarness {
         sink: (sink, record) => this.emit(sink, record),
         deadLetter: () => void this.deadLetters++,
       },
-      (n) => n.def.create(n.config, { input: n.inputSchemas[0]!, inputs: n.inputSchemas, name: n.name }),
     );
   }
 
@@ -126,8 +126,8 @@ export class CoreHarness {
   private processOne(task: Task, source: PlanSource, key: string | null, buf: Buffer, kafkaTs: number): void {
     const value = this.serde.decode(buf, source.schemaName).value;
     const record: StreamRecord = { key, value, timestamp: task.eventTime(source, value, kafkaTs) };
-    const p = task.process(source.topic, record, this.ref);
-    if (p) throw new Error('the core benchmark drives synchronous operators only');
+    task.process(source.topic, record, this.ref);
+    if (task.pending.length > 0) throw new Error('the core benchmark drives synchronous operators only');
   }
 
   /** The Runner's commit(), minus Kafka: the stores' changes become changelog buffers. */

@@ -19,7 +19,7 @@ import { SCHEMA_OF_KIND } from '../../connectors/telemetry-generator.ts';
 import type { TelemetryKind } from '../../connectors/telemetry-generator.ts';
 import type { AdminClient, BatchProducer } from '../../connectors/kafka-client.ts';
 import type { AvroSerde } from '../../schemas/serde.ts';
-import type { RecordSchema } from '../../operators/types.ts';
+import type { RecordSchema } from '../../kernel/operator.ts';
 import type { ChildConfig, ChildSample } from './child.ts';
 import { startChild } from './child-process.ts';
 import type { ChildHandle } from './child-process.ts';

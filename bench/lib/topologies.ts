@@ -3,6 +3,7 @@
 // in-process scaling curves.
 import { fileURLToPath } from 'node:url';
 import { loadTopology, parseTopology } from '../../topology/loader.ts';
+import { operatorRegistry } from '../../operators/registry.ts';
 import { planTopology } from '../../topology/plan.ts';
 import type { Plan, Topology } from '../../topology/types.ts';
 
@@ -32,12 +33,12 @@ export function renameTopology(t: Topology, prefix: string): Topology {
 
 /** Loads, renames and plans a topology file. */
 export function loadBenchPlan(file: string, prefix = ''): Plan {
-  return planTopology(renameTopology(loadTopology(file), prefix));
+  return planTopology(renameTopology(loadTopology(file, { operators: operatorRegistry }), prefix));
 }
 
 /** Plans topology text (for generated chains); `schemas:` paths resolve in bench/topologies/. */
 export function planText(yaml: string, prefix = ''): Plan {
-  return planTopology(renameTopology(parseTopology(yaml, `${TOPOLOGY_DIR}generated.yaml`), prefix));
+  return planTopology(renameTopology(parseTopology(yaml, `${TOPOLOGY_DIR}generated.yaml`, { operators: operatorRegistry }), prefix));
 }
 
 const CHAIN_HEAD = `version: 1

@@ -1,4 +1,4 @@
-// Aggregate functions over window contents, with plain-JSON, mergeable states.
+// Aggregate functions over window contents, with mergeable states stored in Avro.
 //
 // An aggregation list compiles to state slots and outputs. A slot holds one state per window
 // (count, sum, a Welford triple, a quantile sketch...); outputs read a slot. Slots with the same
@@ -11,6 +11,7 @@
 //
 // Missing values: null, undefined, NaN and +/-Infinity are ignored by every function (as SQL
 // ignores NULL), except `count` without a field, which counts records.
+import type { AvroField, AvroType } from '../../kernel/schema.ts';
 import { QuantileSketch } from './quantile-sketch.ts';
 import type { SketchState } from './quantile-sketch.ts';
 
@@ -34,10 +35,14 @@ export interface AggregationDef {
 
 export type OutputValue = number | string | boolean | null;
 
-/** One kind of state: JSON in, JSON out. */
+/** How a slot's state is stored (stateSchema maps each to Avro). */
+export type StateKind = 'long' | 'double' | 'nullable-double' | 'doubles' | 'pick' | 'sketch';
+
+/** One kind of state. */
 export interface StateSlot<S = any> {
   /** Slots with equal ids are shared. */
   readonly id: string;
+  readonly state: StateKind;
   /** The input field the slot reads (undefined: the slot counts records). */
   readonly field: string | undefined;
   init(): S;
@@ -71,6 +76,7 @@ function isFiniteNumber(v: unknown): v is number {
 // Slots
 
 class CountRecords implements StateSlot<number> {
+  readonly state = 'long';
   readonly id = 'count';
   readonly field = undefined;
   init(): number {
@@ -85,6 +91,7 @@ class CountRecords implements StateSlot<number> {
 }
 
 class CountValues implements StateSlot<number> {
+  readonly state = 'long';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `count:${field}`;
@@ -101,6 +108,7 @@ class CountValues implements StateSlot<number> {
 }
 
 class Sum implements StateSlot<number> {
+  readonly state = 'double';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `sum:${field}`;
@@ -117,6 +125,7 @@ class Sum implements StateSlot<number> {
 }
 
 class Min implements StateSlot<number | null> {
+  readonly state = 'nullable-double';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `min:${field}`;
@@ -133,6 +142,7 @@ class Min implements StateSlot<number | null> {
 }
 
 class Max implements StateSlot<number | null> {
+  readonly state = 'nullable-double';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `max:${field}`;
@@ -152,6 +162,7 @@ class Max implements StateSlot<number | null> {
 type MeanState = [number, number];
 
 class Mean implements StateSlot<MeanState> {
+  readonly state = 'doubles';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `mean:${field}`;
@@ -178,6 +189,7 @@ export type MomentsState = [number, number, number];
 
 /** Welford's online update and Chan et al.'s parallel merge: numerically stable, mergeable. */
 class Moments implements StateSlot<MomentsState> {
+  readonly state = 'doubles';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `moments:${field}`;
@@ -219,6 +231,7 @@ type PickState = [number, OutputValue] | null;
 
 /** Earliest event time; ties keep the earlier arrival. */
 class First implements StateSlot<PickState> {
+  readonly state = 'pick';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `first:${field}`;
@@ -244,6 +257,7 @@ class First implements StateSlot<PickState> {
 
 /** Latest event time; ties take the later arrival. */
 class Last implements StateSlot<PickState> {
+  readonly state = 'pick';
   readonly id: string;
   constructor(readonly field: string) {
     this.id = `last:${field}`;
@@ -268,6 +282,7 @@ class Last implements StateSlot<PickState> {
 }
 
 class Sketch implements StateSlot<SketchState> {
+  readonly state = 'sketch';
   readonly id: string;
   readonly sketch: QuantileSketch;
   constructor(
@@ -373,4 +388,73 @@ export function addToStates(c: CompiledAggregations, states: unknown[], values: 
 export function mergeStates(c: CompiledAggregations, into: unknown[], other: readonly unknown[]): void {
   const slots = c.slots;
   for (let i = 0; i < slots.length; i++) into[i] = slots[i]!.merge(into[i], other[i]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage: the Avro schema of a window's states (one field per slot), and the conversion between
+// the in-memory array and that record.
+
+const NUMBER_OR_NULL: AvroType = ['null', 'double'];
+
+function stateKindSchema(kind: StateKind, name: string): AvroType {
+  switch (kind) {
+    case 'long':
+      return 'long';
+    case 'double':
+      return 'double';
+    case 'nullable-double':
+      return NUMBER_OR_NULL;
+    case 'doubles':
+      return { type: 'array', items: 'double' };
+    case 'pick':
+      return ['null', { type: 'record', name, fields: [{ name: 't', type: 'long' }, { name: 'v', type: ['null', 'boolean', 'double', 'string'] }] }];
+    case 'sketch':
+      return {
+        type: 'record',
+        name,
+        fields: [
+          { name: 'n', type: 'double' },
+          { name: 'z', type: 'double' },
+          { name: 'p', type: { type: 'map', values: 'double' } },
+          { name: 'pb', type: 'int' },
+          { name: 'q', type: { type: 'map', values: 'double' } },
+          { name: 'qb', type: 'int' },
+          { name: 'lo', type: NUMBER_OR_NULL },
+          { name: 'hi', type: NUMBER_OR_NULL },
+        ],
+      };
+  }
+}
+
+export interface StatesCodec {
+  /** A record with one field per slot: s0, s1, ... */
+  schema: AvroType;
+  toAvro(states: readonly unknown[]): Record<string, unknown>;
+  fromAvro(avro: Record<string, unknown>): unknown[];
+}
+
+/** The stored form of a window's states; `name` names the record (unique within a store's schema). */
+export function statesCodec(c: CompiledAggregations, name: string): StatesCodec {
+  const fields: AvroField[] = c.slots.map((slot, i) => ({ name: `s${i}`, type: stateKindSchema(slot.state, `${name}S${i}`) }));
+  const picks = c.slots.map((slot) => slot.state === 'pick');
+  const n = fields.length;
+  return {
+    schema: { type: 'record', name, namespace: 'vigil.state', fields },
+    toAvro(states) {
+      const out: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) {
+        const v = states[i];
+        out[`s${i}`] = picks[i] && v !== null ? { t: (v as PickState)![0], v: (v as PickState)![1] } : v;
+      }
+      return out;
+    },
+    fromAvro(avro) {
+      const out = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) {
+        const v = avro[`s${i}`] as { t: number; v: OutputValue } | null;
+        out[i] = picks[i] && v !== null ? [v.t, v.v] : v;
+      }
+      return out;
+    },
+  };
 }

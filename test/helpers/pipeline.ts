@@ -11,6 +11,7 @@ import { readTopic } from '../../connectors/topic-reader.ts';
 import { startRegistry } from '../../schemas/registry/server.ts';
 import { AvroSerde, loadSchemaCatalog } from '../../schemas/serde.ts';
 import { parseTopology } from '../../topology/loader.ts';
+import { operatorRegistry } from '../../operators/registry.ts';
 import { planTopology } from '../../topology/plan.ts';
 import type { Plan } from '../../topology/types.ts';
 import { Runner } from '../../runtime/runner.ts';
@@ -31,7 +32,7 @@ export async function testRegistry(): Promise<Registry> {
 }
 
 export function planYaml(yaml: string): Plan {
-  return planTopology(parseTopology(yaml, 'test.yaml'));
+  return planTopology(parseTopology(yaml, 'test.yaml', { operators: operatorRegistry }));
 }
 
 /** Writes a topology to a temporary file (for child processes). */

@@ -13,7 +13,7 @@
 //   touching none and [t, t + gap) is closed); a session closes when the watermark reaches end + grace.
 // - Emitted: exactly the windows closed by the final watermark.
 import { describe, expect, it } from 'vitest';
-import type { StreamRecord } from '../../operators/types.ts';
+import type { StreamRecord } from '../../kernel/operator.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
 import { aggregatePlan } from './aggregate-fixtures.ts';
 import type { Sample } from './aggregate-fixtures.ts';

@@ -3,15 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import type { RecordSchema, StreamRecord } from '../../operators/types.ts';
+import type { RecordSchema, StreamRecord } from '../../kernel/operator.ts';
 import { aggregateOperator } from '../../operators/aggregate.ts';
-import type { AggregateConfig } from '../../operators/aggregate.ts';
-import { parseConfig } from '../../topology/spec.ts';
 import { parseTopology } from '../../topology/loader.ts';
 import { planTopology } from '../../topology/plan.ts';
 import { operatorRegistry } from '../../operators/registry.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
 import { aggregatePlan, parseAggregate, sample, sampleSchema } from './aggregate-fixtures.ts';
+import { compileOperator, tryCompile } from '../helpers/operators.ts';
 
 const values = (recs: StreamRecord[]) => recs.map((r) => r.value);
 const byKeyThenStart = (a: StreamRecord, b: StreamRecord) =>
@@ -25,10 +24,8 @@ function lateCount(d: TestDriver): number {
 }
 
 function issuesOf(raw: Record<string, unknown>, schema: RecordSchema = sampleSchema): string[] {
-  const parsed = parseConfig<AggregateConfig>(aggregateOperator.config, raw, { what: 'aggregate', schema });
-  const out = parsed.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
-  if (out.length > 0) return out;
-  return aggregateOperator.check!(parsed.config, { input: schema, inputs: [schema], name: 'agg' }).map((i) => `${i.path.join('.')}: ${i.message}`);
+  const r = tryCompile(aggregateOperator, raw, [{ schema }], 'agg');
+  return r.ok ? [] : r.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
 }
 
 const tumbling = (extra: Record<string, unknown> = {}) => ({
@@ -57,7 +54,7 @@ describe('aggregate: config, schema and declarations', () => {
   });
 
   it('derives the output schema', () => {
-    const config = parseAggregate({
+    const compiled = compileOperator(aggregateOperator, {
       group_by: ['host', 'tags.region'],
       window: { type: 'tumbling', size: '1m' },
       aggregations: {
@@ -69,8 +66,8 @@ describe('aggregate: config, schema and declarations', () => {
         first_status: { fn: 'first', field: 'status' },
         last_code: { fn: 'last', field: 'code' },
       },
-    });
-    const schema = aggregateOperator.outputSchema(config, { input: sampleSchema, inputs: [sampleSchema], name: 'cpu-per-minute' });
+    }, [{ schema: sampleSchema }], 'cpu-per-minute');
+    const schema = compiled.outputs[0]!.schema;
     expect(schema.name).toBe('CpuPerMinuteAggregate');
     expect(schema.namespace).toBe('vigil.generated');
     expect(schema.fields.map((f) => [f.name, f.type])).toEqual([
@@ -89,12 +86,13 @@ describe('aggregate: config, schema and declarations', () => {
   });
 
   it('declares partitioning, key fields and stores', () => {
-    const c = parseAggregate({ ...tumbling(), group_by: ['host', 'tags.region'], grace: '10s' });
-    expect(aggregateOperator.partitionBy!(c)).toEqual(['host', 'tags.region']);
-    expect(aggregateOperator.keyFields!(c, [undefined])).toEqual(['host', 'region']);
-    expect(aggregateOperator.stores!(c)).toEqual([{ name: 'windows', kind: 'window', retentionMs: 130_000 }]);
-    expect(aggregateOperator.stores!(parseAggregate({ ...tumbling(), window: { type: 'session', gap: '5m' } }))).toEqual([{ name: 'sessions', kind: 'kv' }]);
-    expect(aggregateOperator.stores!(parseAggregate({ ...tumbling(), window: { type: 'sliding', size: '1m' } }))[0]).toMatchObject({ name: 'panes', kind: 'window' });
+    const compile = (raw: Record<string, unknown>) => compileOperator(aggregateOperator, raw, [{ schema: sampleSchema }], 'agg');
+    const c = compile({ ...tumbling(), group_by: ['host', 'tags.region'], grace: '10s' });
+    expect(c.partitionBy).toEqual({ in: ['host', 'tags.region'] });
+    expect(c.outputs[0]!.keyFields).toEqual(['host', 'region']);
+    expect(c.stores).toMatchObject([{ name: 'windows', kind: 'window', retentionMs: 130_000 }]);
+    expect(compile({ ...tumbling(), window: { type: 'session', gap: '5m' } }).stores).toMatchObject([{ name: 'sessions', kind: 'kv' }]);
+    expect(compile({ ...tumbling(), window: { type: 'sliding', size: '1m' } }).stores![0]).toMatchObject({ name: 'panes', kind: 'window' });
   });
 
   it('refuses bad configs with precise messages', () => {
@@ -137,9 +135,8 @@ describe('aggregate: config, schema and declarations', () => {
       const schema = schemas.get(doc.sources[0]!.schema)!;
       const { name, type, ...raw } = doc.operators[0]!;
       expect(type).toBe('aggregate');
-      const parsed = parseConfig<AggregateConfig>(aggregateOperator.config, raw, { what: ex.title, schema });
-      expect(parsed.issues, ex.title).toEqual([]);
-      expect(aggregateOperator.check!(parsed.config, { input: schema, inputs: [schema], name: String(name) }), ex.title).toEqual([]);
+      const r = tryCompile(aggregateOperator, raw, [{ schema }], String(name));
+      expect(r.ok ? [] : r.issues, ex.title).toEqual([]);
     }
   });
 });
@@ -520,7 +517,7 @@ sinks:
       const plan = planTopology(topology);
       expect(plan.subtopologies).toHaveLength(2); // [host] -> repartition -> [host, name]
       const node = plan.subtopologies[1]!.nodes[0]!;
-      expect(node.outputSchema.name).toBe('CpuPerMinuteAggregate');
+      expect(node.outputs[0]!.schema.name).toBe('CpuPerMinuteAggregate');
       expect(node.stores.map((s) => [s.name, s.kind, s.changelogTopic])).toEqual([['windows', 'window', 'agg-test-cpu-per-minute-windows-changelog']]);
 
       const d = new TestDriver(plan);

@@ -1,28 +1,37 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import avro from 'avsc';
-import type { OperatorContext, RecordSchema, SchemaContext, StreamRecord } from '../../operators/types.ts';
-import { generatedSchemaName, mapOperator } from '../../operators/map.ts';
+import type { ConfigIssue, OperatorContext, RecordSchema, StreamRecord } from '../../kernel/operator.ts';
+import { generatedSchemaName } from '../../kernel/names.ts';
+import { mapOperator } from '../../operators/map.ts';
 import type { MapConfig } from '../../operators/map.ts';
 import { getOperator, operatorRegistry } from '../../operators/registry.ts';
+import { tryCompile } from '../helpers/operators.ts';
 
 const load = (f: string) => JSON.parse(readFileSync(new URL(`../../schemas/${f}.avsc`, import.meta.url), 'utf8')) as RecordSchema;
 const metric = load('metric-sample');
 const log = load('log-line');
 const alert = load('alert');
 
-const ctxFor = (input: RecordSchema, name = 'to-alert'): SchemaContext => ({
-  input,
-  inputs: [input],
-  name,
-  resolveSchema: (n) => (n === 'vigil.alerting.Alert' ? alert : undefined),
-});
+const compile = (config: MapConfig, input: RecordSchema, name = 'to-alert', keyFields?: string[]) =>
+  tryCompile(mapOperator, config as unknown as Record<string, unknown>, [{ schema: input, keyFields }], name);
+const issuesOf = (config: MapConfig, input: RecordSchema): ConfigIssue[] => {
+  const r = compile(config, input);
+  return r.ok ? [] : r.issues;
+};
+function compiledOf(config: MapConfig, input: RecordSchema, name?: string, keyFields?: string[]) {
+  const r = compile(config, input, name, keyFields);
+  if (!r.ok) throw new Error(r.issues.map((i) => i.message).join('\n'));
+  return r.compiled;
+}
+const outputSchema = (config: MapConfig, input: RecordSchema, name?: string) => compiledOf(config, input, name).outputs[0]!.schema;
+const keyFields = (config: MapConfig, key: string[] | undefined) => compiledOf(config, metric, 'k', key).outputs[0]!.keyFields;
 
 function run(config: MapConfig, input: RecordSchema, records: StreamRecord[]): StreamRecord[] {
   const out: StreamRecord[] = [];
   const c = { forward: (r: StreamRecord) => out.push(r) } as unknown as OperatorContext;
-  const op = mapOperator.create(config, ctxFor(input));
-  for (const r of records) op.process(r, c);
+  const op = compiledOf(config, input).create();
+  for (const r of records) op.process(r, c, 'in');
   return out;
 }
 
@@ -46,7 +55,7 @@ describe('map', () => {
 
   it('derives the output schema from the inferred types; avsc accepts it and encodes the output', () => {
     const config = cfg({ fields: { id: 'host', ts: 'timestamp', v: 'value', unit: 'unit', labels: '{"m": name}', n: '1', level: '"x"' } });
-    const schema = mapOperator.outputSchema(config, ctxFor(metric, 'shape-it'));
+    const schema = outputSchema(config, metric, 'shape-it');
     expect(schema).toEqual({
       type: 'record',
       name: 'ShapeIt',
@@ -69,7 +78,7 @@ describe('map', () => {
   });
 
   it('defines a named type once when two fields share it', () => {
-    const schema = mapOperator.outputSchema(cfg({ fields: { a: 'level', b: 'level' } }), ctxFor(log, 'two'));
+    const schema = outputSchema(cfg({ fields: { a: 'level', b: 'level' } }), log, 'two');
     expect(schema.fields[0].type).toMatchObject({ type: 'enum', name: 'LogLevel', namespace: 'vigil.telemetry' });
     expect(schema.fields[1].type).toBe('vigil.telemetry.LogLevel');
     expect(() => avro.Type.forSchema(schema as avro.Schema)).not.toThrow();
@@ -77,7 +86,7 @@ describe('map', () => {
 
   it('keep_input starts from the input, overrides in place, adds at the end, and drops', () => {
     const config = cfg({ keep_input: true, drop: ['tags', 'unit'], fields: { value: 'value / 100', ratio: 'true' } });
-    const schema = mapOperator.outputSchema(config, ctxFor(metric, 'k'));
+    const schema = outputSchema(config, metric, 'k');
     expect(schema.fields.map((f) => `${f.name}:${JSON.stringify(f.type)}`)).toEqual([
       'timestamp:{"type":"long","logicalType":"timestamp-millis"}',
       'name:"string"',
@@ -90,21 +99,21 @@ describe('map', () => {
   });
 
   it('tracks key fields through pass-through (renamed) fields', () => {
-    expect(mapOperator.keyFields!(cfg({ fields: { entity: 'host' } }), [['host']])).toEqual(['entity']);
-    expect(mapOperator.keyFields!(cfg({ fields: { entity: 'upper(host)' } }), [['host']])).toBeUndefined();
-    expect(mapOperator.keyFields!(cfg({ keep_input: true, fields: { v: 'value' } }), [['host']])).toEqual(['host']);
-    expect(mapOperator.keyFields!(cfg({ keep_input: true, fields: { host: 'lower(host)' } }), [['host']])).toBeUndefined();
-    expect(mapOperator.keyFields!(cfg({ keep_input: true, drop: ['host'] }), [['host']])).toBeUndefined();
-    expect(mapOperator.keyFields!(cfg({ fields: { a: 'host' } }), [undefined])).toBeUndefined();
+    expect(keyFields(cfg({ fields: { entity: 'host' } }), ['host'])).toEqual(['entity']);
+    expect(keyFields(cfg({ fields: { entity: 'upper(host)' } }), ['host'])).toBeUndefined();
+    expect(keyFields(cfg({ keep_input: true, fields: { v: 'value' } }), ['host'])).toEqual(['host']);
+    expect(keyFields(cfg({ keep_input: true, fields: { host: 'lower(host)' } }), ['host'])).toBeUndefined();
+    expect(keyFields(cfg({ keep_input: true, drop: ['host'] }), ['host'])).toBeUndefined();
+    expect(keyFields(cfg({ fields: { a: 'host' } }), undefined)).toBeUndefined();
   });
 
   it('check() reports bad output names, drop without keep_input, and nothing to output', () => {
-    const issues = mapOperator.check!(cfg({ fields: { 'bad-name': 'host', ok: 'host' }, drop: ['host'] }), ctxFor(metric));
+    const issues = issuesOf(cfg({ fields: { 'bad-name': 'host', ok: 'host' }, drop: ['host'] }), metric);
     expect(issues).toEqual([
       { path: ['drop'], message: "'drop' only applies with keep_input: true", code: 'INVALID_VALUE' },
       { path: ['fields', 'bad-name'], at: 'key', code: 'INVALID_VALUE', message: "output field name 'bad-name' is not a valid Avro name (letters, digits and _, not starting with a digit)" },
     ]);
-    expect(mapOperator.check!(cfg({}), ctxFor(metric)).map((i) => i.message)).toEqual(["map needs 'fields' (or keep_input: true)"]);
+    expect(issuesOf(cfg({}), metric).map((i) => i.message)).toEqual(["map needs 'fields' (or keep_input: true)"]);
   });
 
   describe('with schema:', () => {
@@ -118,8 +127,8 @@ describe('map', () => {
 
     it('outputs the target schema, filling defaults and widening numbers', () => {
       const config = cfg({ schema: 'vigil.alerting.Alert', fields: { ...base, value: 'value', threshold: '90', severity: 'value > 95 ? "CRITICAL" : "WARNING"' } });
-      expect(mapOperator.check!(config, ctxFor(metric))).toEqual([]);
-      expect(mapOperator.outputSchema(config, ctxFor(metric))).toBe(alert);
+      expect(issuesOf(config, metric)).toEqual([]);
+      expect(outputSchema(config, metric)).toEqual(alert);
       const [out] = run(config, metric, [rec(sample)]);
       expect(out.value).toEqual({
         id: 'web-1',
@@ -144,7 +153,7 @@ describe('map', () => {
         schema: 'vigil.alerting.Alert',
         fields: { id: 'host', timestamp: 'timestamp', rule: '"r"', entity: 'unit', severity: '"MAJOR"', priority: 'value', bogus: '1' },
       });
-      expect(mapOperator.check!(config, ctxFor(metric)).map((i) => [i.path.join('.'), i.message])).toEqual([
+      expect(issuesOf(config, metric).map((i) => [i.path.join('.'), i.message])).toEqual([
         ['fields.bogus', "vigil.alerting.Alert has no field 'bogus' (it has: id, timestamp, rule, entity, category, severity, priority, summary, value, threshold, labels)"],
         ['fields.entity', "field 'entity' of vigil.alerting.Alert is string, but the expression is string | null: the value may be null but string is not nullable"],
         ['fields.severity', "field 'severity' of vigil.alerting.Alert is enum vigil.alerting.AlertSeverity, but the expression is string: 'MAJOR' is not a symbol of enum vigil.alerting.AlertSeverity (INFO, WARNING, ERROR, CRITICAL)"],
@@ -155,7 +164,7 @@ describe('map', () => {
 
     it('checks computed strings against enum symbols and longs against the int range per record', () => {
       const config = cfg({ schema: 'vigil.alerting.Alert', fields: { ...base, severity: 'upper(tags.sev ?? "warning")', priority: 'round(value / 10)' } });
-      expect(mapOperator.check!(config, ctxFor(metric))).toEqual([]);
+      expect(issuesOf(config, metric)).toEqual([]);
       const [ok] = run(config, metric, [rec(sample)]);
       expect(ok.value).toMatchObject({ severity: 'WARNING', priority: 10 });
       expect(() => run(config, metric, [rec({ ...sample, tags: { sev: 'major' } })])).toThrow("map: field 'severity': 'MAJOR' is not a symbol of vigil.alerting.AlertSeverity");
@@ -164,13 +173,13 @@ describe('map', () => {
 
     it('keep_input fills same-named fields from the input', () => {
       const config = cfg({ schema: 'vigil.alerting.Alert', keep_input: true, fields: { id: 'host', rule: '"r"', entity: 'host', summary: 'name' } });
-      expect(mapOperator.check!(config, ctxFor(metric))).toEqual([]);
+      expect(issuesOf(config, metric)).toEqual([]);
       const [out] = run(config, metric, [rec(sample)]);
       expect(out.value).toMatchObject({ timestamp: sample.timestamp, value: 97.26 });
     });
 
     it('reports an unknown target schema', () => {
-      expect(mapOperator.check!(cfg({ schema: 'nope.Nope', fields: { a: 'host' } }), ctxFor(metric))).toEqual([
+      expect(issuesOf(cfg({ schema: 'nope.Nope', fields: { a: 'host' } }), metric)).toEqual([
         { path: ['schema'], message: "unknown schema 'nope.Nope'", code: 'UNKNOWN_SCHEMA' },
       ]);
     });

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { OperatorDefinition, RecordSchema, StreamRecord } from '../../operators/types.ts';
-import type { Plan, PlanNode } from '../../topology/types.ts';
+import type { OperatorDefinition, RecordSchema, StreamRecord } from '../../kernel/operator.ts';
+import { compiled } from '../../kernel/operator.ts';
+import type { Plan } from '../../topology/types.ts';
+import { singleOperatorPlan } from '../helpers/operators.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
 
 const metric: RecordSchema = {
@@ -30,48 +32,29 @@ const summer: OperatorDefinition<Record<string, never>> = {
   category: 'processing',
   summary: 'test operator',
   config: {},
-  stores: () => [{ name: 'sums', kind: 'kv' }],
-  outputSchema: () => total,
-  create: () => ({
-    process(rec, ctx) {
-      const store = ctx.kv<number>('sums');
-      const host = rec.value.host as string;
-      if (rec.value.value === -1) throw new Error('negative one is poison');
-      if (!store.has(host)) ctx.schedule({ kind: 'event', at: rec.timestamp + 10, key: host });
-      store.put(host, (store.get(host) ?? 0) + (rec.value.value as number));
-    },
-    onTimer(timer, ctx) {
-      const store = ctx.kv<number>('sums');
-      ctx.forward({ key: timer.key, timestamp: timer.at, value: { host: timer.key, sum: store.get(timer.key)!, at: timer.at } });
-      store.delete(timer.key);
-    },
-  }),
+  compile: () =>
+    compiled({
+      outputs: [{ name: 'out', schema: total }],
+      stores: [{ name: 'sums', kind: 'kv', value: 'double' }],
+      create: () => ({
+        process(rec, ctx) {
+          const store = ctx.kv<number>('sums');
+          const host = rec.value.host as string;
+          if (rec.value.value === -1) throw new Error('negative one is poison');
+          if (!store.has(host)) ctx.schedule({ kind: 'event', at: rec.timestamp + 10, key: host });
+          store.put(host, (store.get(host) ?? 0) + (rec.value.value as number));
+        },
+        onTimer(timer, ctx) {
+          const store = ctx.kv<number>('sums');
+          ctx.forward({ key: timer.key, timestamp: timer.at, value: { host: timer.key, sum: store.get(timer.key)!, at: timer.at } });
+          store.delete(timer.key);
+        },
+      }),
+    }),
 };
 
 function plan(partitions = 1): Plan {
-  const node: PlanNode = {
-    name: 'sum',
-    type: 'test-sum',
-    def: summer as OperatorDefinition<any>,
-    config: {},
-    inputSchemas: [metric],
-    outputSchema: total,
-    stores: [{ name: 'sums', kind: 'kv', changelogTopic: 'app-sum-sums-changelog' }],
-    downstream: ['out'],
-  };
-  return {
-    topology: { file: 'x.yaml', name: 'app', guarantee: 'at_least_once', deadLetterTopic: 'app.dlq', commitIntervalMs: 1000, sources: [], nodes: [], sinks: [] },
-    internalTopics: [],
-    subtopologies: [
-      {
-        id: 0,
-        partitions,
-        sources: [{ name: 'in', topic: 'in', schemaName: 't.M', schema: metric, timestampField: 'timestamp', maxOutOfOrderMs: 0, idleTimeoutMs: 60_000, downstream: ['sum'] }],
-        nodes: [node],
-        sinks: [{ name: 'out', topic: 'out', schemaName: 't.Total', schema: total, internal: false }],
-      },
-    ],
-  };
+  return singleOperatorPlan(summer, {}, metric, { name: 'sum', partitions });
 }
 
 const values = (recs: StreamRecord[]) => recs.map((r) => r.value);

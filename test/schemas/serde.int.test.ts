@@ -2,7 +2,7 @@
 // through a Kafka topic, reader-schema resolution, and byte compatibility with the Confluent client.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
-import type { RecordSchema } from '../../operators/types.ts';
+import type { RecordSchema } from '../../kernel/operator.ts';
 import { RegisterSchemaError, SchemaNotCachedError, UnknownSchemaIdError } from '../../schemas/errors.ts';
 import { startRegistry } from '../../schemas/registry/server.ts';
 import type { RegistryHandle } from '../../schemas/registry/server.ts';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import avro from 'avsc';
-import type { RecordSchema } from '../../operators/types.ts';
+import type { RecordSchema } from '../../kernel/operator.ts';
 import {
   AvroDecodeError,
   AvroEncodeError,

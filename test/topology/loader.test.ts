@@ -3,11 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadTopology, parseTopology } from '../../topology/loader.ts';
-import type { LoadOptions } from '../../topology/loader.ts';
+import { loadTopology as loadTopologyWith, parseTopology as parseTopologyWith } from '../../topology/loader.ts';
+import type { LoadOptions as FullLoadOptions } from '../../topology/loader.ts';
+import { operatorRegistry } from '../../operators/registry.ts';
 import { planTopology } from '../../topology/plan.ts';
-import { TopologyError } from '../../topology/diagnostics.ts';
+import { TopologyError } from '../../kernel/diagnostics.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
+
+/** The loader with the built-in operators unless a test gives others. */
+type LoadOptions = Partial<FullLoadOptions>;
+const loadTopology = (file: string, opts: LoadOptions = {}) => loadTopologyWith(file, { operators: operatorRegistry, ...opts });
+const parseTopology = (text: string, file: string, opts: LoadOptions = {}) => parseTopologyWith(text, file, { operators: operatorRegistry, ...opts });
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const DEMO = fileURLToPath(new URL('../../topology/examples/demo.yaml', import.meta.url));
@@ -73,8 +79,8 @@ describe('golden fixtures', () => {
     expect(t.name).toBe('demo-monitor');
     expect(t.sources.map((s) => s.name)).toEqual(['metrics', 'logs']);
     expect(t.nodes.map((n) => `${n.name}:${n.type}`)).toEqual(['hot:filter', 'metric-alert:map', 'errors:filter', 'log-alert:map']);
-    expect(t.sinks.map((s) => `${s.name}<-${s.from}`)).toEqual(['metric-alerts<-metric-alert', 'log-alerts<-log-alert']);
-    expect(t.nodes[1].outputSchema.name).toBe('Alert');
+    expect(t.sinks.map((s) => `${s.name}<-${s.from.name}`)).toEqual(['metric-alerts<-metric-alert', 'log-alerts<-log-alert']);
+    expect(t.nodes[1].compiled.outputs[0]!.schema.name).toBe('Alert');
     expect(planTopology(t).subtopologies).toHaveLength(2);
   });
 });
@@ -132,9 +138,9 @@ sinks:
     expect(t.commitIntervalMs).toBe(30_000);
     expect(t.sources[0]).toMatchObject({ maxOutOfOrderMs: 0, idleTimeoutMs: 30_000, partitions: 1, schemaName: 'vigil.telemetry.MetricSample' });
     expect(t.sources[0].timestampField).toBeUndefined();
-    expect(t.nodes.map((n) => n.from)).toEqual([['metrics'], ['a']]);
-    expect(t.nodes[1].inputSchemas[0]).toBe(t.nodes[0].outputSchema);
-    expect(t.sinks[0]).toMatchObject({ from: 'a', keyField: 'host', partitions: 1 });
+    expect(t.nodes.map((n) => n.inputs.map((i) => i.from))).toEqual([[{ name: 'metrics' }], [{ name: 'a' }]]);
+    expect(t.nodes[1].inputs[0]!.schema).toBe(t.nodes[0].compiled.outputs[0]!.schema);
+    expect(t.sinks[0]).toMatchObject({ from: { name: 'a' }, keyField: 'host', partitions: 1 });
     expect(t.nodes[0].at).toEqual({ file: join(FIXTURES, 'inline.yaml'), line: 8, column: 5 });
     const eos = load(minimal.replace('name: t\n', 'name: t\nguarantee: exactly_once\n').replace('    key: host\n', '    from: a\n'));
     expect(eos.commitIntervalMs).toBe(100);

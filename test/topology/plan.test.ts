@@ -1,26 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import type { OperatorDefinition } from '../../operators/types.ts';
+import type { OperatorDefinition } from '../../kernel/operator.ts';
+import { compiled } from '../../kernel/operator.ts';
 import { operatorRegistry } from '../../operators/registry.ts';
 import { parseTopology } from '../../topology/loader.ts';
 import { changelogTopicName, describePlan, planTopology, repartitionTopicName } from '../../topology/plan.ts';
-import { TopologyError } from '../../topology/diagnostics.ts';
+import { TopologyError } from '../../kernel/diagnostics.ts';
 
-/** A stand-in for a grouping operator: needs records partitioned by `by`, keeps two stores. */
-const group: OperatorDefinition<{ by: string[] }> = {
-  type: 'group',
+/** A stand-in for a grouping operator: needs records partitioned by `by` on each input, keeps two stores. */
+const groupOf = (type: string, inputs: string[]): OperatorDefinition<{ by: string[] }> => ({
+  type,
   category: 'analysis',
   summary: 'Test operator that groups by fields.',
   config: { by: { kind: 'array', min: 1, items: { kind: 'field', description: 'f' }, description: 'group-by fields' } },
-  inputs: { min: 1, max: 2 },
-  partitionBy: (c) => c.by,
-  stores: () => [
-    { name: 'counts', kind: 'kv' },
-    { name: 'windows', kind: 'window', retentionMs: 60_000 },
-  ],
-  outputSchema: (_c, s) => s.input,
-  create: () => ({ process() {} }),
-};
-const operators = new Map([...operatorRegistry, ['group', group as OperatorDefinition<any>]]);
+  ...(inputs.length > 1 ? { inputs: inputs.map((name) => ({ name, description: name })) } : {}),
+  compile: (c, ctx) =>
+    compiled({
+      outputs: [{ name: 'out', schema: ctx.inputs[0]!.schema, keyFields: c.by }],
+      partitionBy: Object.fromEntries(ctx.inputs.map((i) => [i.name, c.by])),
+      stores: [
+        { name: 'counts', kind: 'kv', value: 'long' },
+        { name: 'windows', kind: 'window', value: 'long', retentionMs: 60_000 },
+      ],
+      create: () => ({ process() {} }),
+    }),
+});
+const operators = new Map([...operatorRegistry, ['group', groupOf('group', ['in']) as OperatorDefinition<any>], ['group2', groupOf('group2', ['a', 'b']) as OperatorDefinition<any>]]);
 
 const plan = (text: string) => planTopology(parseTopology(`version: 1\nname: app\n${text}`, 'plan.yaml', { env: {}, operators }));
 
@@ -38,11 +42,14 @@ sinks:
     expect(p.subtopologies).toHaveLength(1);
     const st = p.subtopologies[0];
     expect(st.partitions).toBe(6);
-    expect(st.sources.map((s) => [s.name, s.topic, s.downstream])).toEqual([['metrics', 'telemetry.metrics', ['hot']]]);
-    expect(st.nodes.map((n) => [n.name, n.downstream])).toEqual([['hot', ['per-host']], ['per-host', ['out']]]);
+    expect(st.sources.map((s) => [s.name, s.topic, s.downstream])).toEqual([['metrics', 'telemetry.metrics', [{ node: 'hot', input: 'in' }]]]);
+    expect(st.nodes.map((n) => [n.name, n.outputs.map((o) => o.downstream)])).toEqual([
+      ['hot', [[{ node: 'per-host', input: 'in' }]]],
+      ['per-host', [[{ sink: 'out' }]]],
+    ]);
     expect(st.nodes[1].stores).toEqual([
-      { name: 'counts', kind: 'kv', changelogTopic: 'app-per-host-counts-changelog' },
-      { name: 'windows', kind: 'window', retentionMs: 60_000, changelogTopic: 'app-per-host-windows-changelog' },
+      { name: 'counts', kind: 'kv', value: 'long', changelogTopic: 'app-per-host-counts-changelog' },
+      { name: 'windows', kind: 'window', value: 'long', retentionMs: 60_000, changelogTopic: 'app-per-host-windows-changelog' },
     ]);
     expect(st.sinks).toEqual([{ name: 'out', topic: 'out', schemaName: 'vigil.telemetry.MetricSample', schema: st.sources[0].schema, internal: false }]);
     expect(p.internalTopics).toEqual([
@@ -66,9 +73,9 @@ sinks:
     expect(p.subtopologies).toHaveLength(2);
     const [a, b] = p.subtopologies;
     expect(a.nodes.map((n) => n.name)).toEqual(['hot']);
-    expect(a.nodes[0].downstream).toEqual([topic]);
+    expect(a.nodes[0].outputs[0].downstream).toEqual([{ sink: topic }]);
     expect(a.sinks).toMatchObject([{ name: topic, topic, internal: true, keyField: 'name', keyFields: ['name'], schemaName: 'vigil.telemetry.MetricSample' }]);
-    expect(b.sources).toMatchObject([{ name: 'hot', topic, downstream: ['per-metric'], maxOutOfOrderMs: 5000, idleTimeoutMs: 30_000 }]);
+    expect(b.sources).toMatchObject([{ name: 'hot', topic, downstream: [{ node: 'per-metric', input: 'in' }], maxOutOfOrderMs: 5000, idleTimeoutMs: 30_000 }]);
     expect(b.sources[0].timestampField).toBeUndefined();
     expect(b.nodes.map((n) => n.name)).toEqual(['per-metric', 'after']);
     expect(b.partitions).toBe(4);
@@ -89,7 +96,7 @@ ${metrics(', partitions: 3')}operators:
       [['telemetry.metrics'], ['app-g-repartition'], 3],
       [['app-g-repartition'], [], 3],
     ]);
-    expect(p.subtopologies[0].sources[0].downstream).toEqual(['app-g-repartition']);
+    expect(p.subtopologies[0].sources[0].downstream).toEqual([{ sink: 'app-g-repartition' }]);
     expect(p.subtopologies[0].sinks[0].keyField).toBeUndefined();
     expect(p.subtopologies[0].sinks[0].keyFields).toEqual(['host', 'name']);
   });
@@ -127,7 +134,7 @@ sinks:
   - {name: sb, from: b, topic: sb, schema: vigil.telemetry.MetricSample}
 `);
     expect(p.subtopologies.map((s) => s.nodes.map((n) => n.name))).toEqual([['a', 'b'], ['c']]);
-    expect(p.subtopologies[0].sources[0].downstream).toEqual(['a', 'b']);
+    expect(p.subtopologies[0].sources[0].downstream).toEqual([{ node: 'a', input: 'in' }, { node: 'b', input: 'in' }]);
     expect(p.subtopologies[0].sinks.map((s) => s.name)).toEqual(['sa', 'sb']);
   });
 
@@ -135,7 +142,7 @@ sinks:
     const ok = plan(`sources:
 ${metrics(', key: [host], partitions: 4')}  - {name: more, topic: more.metrics, schema: vigil.telemetry.MetricSample, key: [host], partitions: 4}
 operators:
-  - {name: both, type: group, from: [metrics, more], by: host}
+  - {name: both, type: group2, from: [metrics, more], by: host}
 `);
     expect(ok.subtopologies).toHaveLength(1);
     expect(ok.subtopologies[0].sources.map((s) => s.name)).toEqual(['metrics', 'more']);
@@ -143,19 +150,19 @@ operators:
     const repart = plan(`sources:
 ${metrics(', partitions: 2')}  - {name: more, topic: more.metrics, schema: vigil.telemetry.MetricSample, partitions: 8}
 operators:
-  - {name: both, type: group, from: [metrics, more], by: host}
+  - {name: both, type: group2, from: {a: metrics, b: more}, by: host}
 `);
     expect(repart.subtopologies.map((s) => s.partitions)).toEqual([2, 8, 8]);
     expect(repart.internalTopics.filter((t) => t.kind === 'repartition').map((t) => [t.name, t.partitions])).toEqual([
-      ['app-both-metrics-repartition', 8],
-      ['app-both-more-repartition', 8],
+      ['app-both-a-repartition', 8],
+      ['app-both-b-repartition', 8],
     ]);
 
     try {
       plan(`sources:
 ${metrics(', key: [host], partitions: 4')}  - {name: more, topic: more.metrics, schema: vigil.telemetry.MetricSample, key: [host], partitions: 6}
 operators:
-  - {name: both, type: group, from: [metrics, more], by: host}
+  - {name: both, type: group2, from: [metrics, more], by: host}
 `);
       throw new Error('expected a co-partitioning error');
     } catch (e) {

@@ -1,22 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { operatorDefinitions } from '../../operators/registry.ts';
+import { operatorDefinitions, operatorRegistry } from '../../operators/registry.ts';
 import { parseTopology } from '../../topology/loader.ts';
 import { planTopology } from '../../topology/plan.ts';
-import { TopologyError } from '../../topology/diagnostics.ts';
+import { TopologyError } from '../../kernel/diagnostics.ts';
 import { REFERENCE_PATH, renderReference, topologyJsonSchema } from '../../topology/reference.ts';
 
 describe('topology/REFERENCE.md', () => {
-  it('is up to date with the specs (regenerate with: npx tsx topology/reference.ts)', () => {
+  it('is up to date with the specs (regenerate with: npm run docs)', () => {
     const committed = readFileSync(REFERENCE_PATH, 'utf8');
-    const fresh = renderReference();
+    const fresh = renderReference(operatorDefinitions);
     if (committed !== fresh) {
-      throw new Error('topology/REFERENCE.md is stale: run `npx tsx topology/reference.ts` and commit the result');
+      throw new Error('topology/REFERENCE.md is stale: run `npm run docs` and commit the result');
     }
   });
 
   it('documents every operator, function and diagnostic code', () => {
-    const md = renderReference();
+    const md = renderReference(operatorDefinitions);
     for (const d of operatorDefinitions) expect(md).toContain(`### \`${d.type}\``);
     expect(md).toContain('`matches(s: string, pattern: "literal" [, flags: "literal"]) -> boolean`');
     expect(md).toContain('| `YAML_TAG` |');
@@ -29,7 +29,7 @@ describe('operator examples', () => {
   it.each(examples)('%s: %s validates', (type, title, yaml) => {
     const text = `version: 1\nname: example\n${yaml}`;
     try {
-      const t = parseTopology(text, `${type} example '${title}'`, { env: {} });
+      const t = parseTopology(text, `${type} example '${title}'`, { env: {}, operators: operatorRegistry });
       planTopology(t);
       expect(t.nodes.some((n) => n.def.type === type)).toBe(true);
     } catch (e) {
@@ -41,7 +41,7 @@ describe('operator examples', () => {
 
 describe('JSON Schema of topology files', () => {
   it('derives from the same specs', () => {
-    const s = topologyJsonSchema();
+    const s = topologyJsonSchema(operatorDefinitions);
     expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(s.required).toEqual(['version', 'name', 'sources']);
     const props = s.properties as Record<string, Record<string, any>>;

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { ConfigSpec, RecordSchema } from '../../operators/types.ts';
+import type { ConfigSpec, RecordSchema } from '../../kernel/operator.ts';
 import { filterOperator } from '../../operators/filter.ts';
 import { mapOperator } from '../../operators/map.ts';
-import {
-  checkRelativePath, formatDuration, looksLikePathOrUrl, parseConfig, parseDuration, specTable, specToJsonSchema, specToMarkdown,
-} from '../../topology/spec.ts';
+import { checkRelativePath, formatDuration, looksLikePathOrUrl, parseConfig, parseDuration } from '../../kernel/spec.ts';
+import { specTable, specToJsonSchema, specToMarkdown } from '../../topology/spec-docs.ts';
 
 const metric = JSON.parse(readFileSync(new URL('../../schemas/metric-sample.avsc', import.meta.url), 'utf8')) as RecordSchema;
 

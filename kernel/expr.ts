@@ -16,7 +16,7 @@
 //   postfix := primary ('.' name | '[' expr ']')*
 //   primary := number | string | true | false | null | name | name '(' args ')' | '(' expr ')'
 //            | '[' items ']' | '{' (key ':' expr),* '}'
-import type { AvroType, RecordSchema } from '../operators/types.ts';
+import type { AvroType, RecordSchema } from './schema.ts';
 import { ExpressionError, FORBIDDEN_KEYS, suggestion } from './diagnostics.ts';
 import type { DiagnosticCode } from './diagnostics.ts';
 import {

@@ -1,20 +1,89 @@
 // Config parsing from a component's ConfigSpec (Benthos-style): one spec drives parsing and
-// validation (here), the JSON Schema of the topology file and the reference docs.
+// validation (here), the JSON Schema of the topology file and the reference docs (topology/spec-docs.ts).
 //
 // parseConfig never throws for bad input: it returns the parsed config (defaults applied,
 // durations in ms) and a list of issues, each with a path relative to the parsed object.
-import type { ConfigIssue, ConfigSpec, FieldSpec, OperatorDefinition, RecordSchema } from '../operators/types.ts';
+import type { RecordSchema } from './schema.ts';
 import { FORBIDDEN_KEYS, ExpressionError, didYouMean, suggestion } from './diagnostics.ts';
 import type { DiagnosticCode } from './diagnostics.ts';
 import { checkExpressionSyntax, compileExpression } from './expr.ts';
 import { describeTy, isNumeric, isStringLike, nonNull, recordTy } from './avro-types.ts';
 import type { Ty } from './avro-types.ts';
 
+export type FieldKind =
+  | 'string'
+  | 'integer'
+  | 'number'
+  | 'boolean'
+  /** "500ms", "30s", "5m", "2h", "1d" or a number of milliseconds; parsed to milliseconds. */
+  | 'duration'
+  /** An expression of the safe expression language, checked against the input schema. */
+  | 'expression'
+  /** The name of a field of the operator's input record (dotted path allowed), checked. */
+  | 'field'
+  | 'enum'
+  | 'array'
+  | 'map'
+  | 'object'
+  /** The fullname of a record schema known to the topology (schemas/*.avsc or the file's `schemas:`). */
+  | 'schema'
+  /** A relative file path that must stay inside the topology file's directory (no `..`, no URL). */
+  | 'path';
+
+export interface FieldSpec {
+  kind: FieldKind;
+  description: string;
+  /** Required unless a default is given or optional is true. */
+  optional?: boolean;
+  default?: unknown;
+  examples?: unknown[];
+  /** enum: the allowed values. */
+  values?: readonly string[];
+  /** array: the spec of each item; map: the spec of each value. */
+  items?: FieldSpec;
+  /** object: the nested fields. */
+  fields?: Record<string, FieldSpec>;
+  /** integer/number/duration bounds (inclusive); array: bounds on the number of items. */
+  min?: number;
+  max?: number;
+  /** string: a regular expression (source) the whole value must match, e.g. '^[a-z]+$'. */
+  pattern?: string;
+  /**
+   * string: allow values that look like a URL or a file path. Off by default: topology files only
+   * take paths in `path` fields, so a stray `http://...` or `../x` elsewhere is refused.
+   */
+  freeText?: boolean;
+  /** expression: the type the expression must produce. */
+  returns?: 'boolean' | 'number' | 'string';
+  /**
+   * expression, field: the named input whose records they are checked against (multi-input
+   * operators, e.g. a join's `left`); inherited by items of arrays, maps and objects. Default:
+   * the operator's only (or first) input.
+   */
+  input?: string;
+}
+
+export type ConfigSpec = Record<string, FieldSpec>;
+
+/** A problem found while checking an operator's config; path is relative to the operator's config. */
+export interface ConfigIssue {
+  path: (string | number)[];
+  message: string;
+  /** Stable diagnostic code (topology/diagnostics.ts); default INVALID_VALUE. */
+  code?: string;
+  /** For problems inside a string value (an expression): character offset within the string. */
+  offset?: number;
+  /** Point at the key of `path` rather than at its value (e.g. an unknown or badly named field). */
+  at?: 'key' | 'value';
+}
+
 export interface SpecContext {
   /** Names the thing being configured in messages, e.g. "filter operator 'hot'". */
   what: string;
   /** Input record schema: `expression` and `field` values are checked against it when given. */
   schema?: RecordSchema;
+  /** Multi-input operators: each input's schema by input name, for fields that name their `input`. */
+  inputs?: ReadonlyMap<string, RecordSchema>;
   /** Looks up record schemas by fullname for `schema` values. */
   resolveSchema?(fullname: string): RecordSchema | undefined;
   /** All known record schema fullnames (for did-you-mean). */
@@ -104,7 +173,7 @@ class SpecParser {
     return undefined;
   }
 
-  object(spec: ConfigSpec, raw: unknown, path: Path, what: string, reserved: readonly string[] = []): Record<string, unknown> | undefined {
+  object(spec: ConfigSpec, raw: unknown, path: Path, what: string, reserved: readonly string[] = [], input?: string): Record<string, unknown> | undefined {
     if (!isPlainObject(raw)) return this.issue(path, `${what} must be a mapping of fields, got ${describeValue(raw)}`);
     const out: Record<string, unknown> = {};
     const known = Object.keys(spec);
@@ -127,7 +196,7 @@ class SpecParser {
       const v = Object.hasOwn(raw, key) ? raw[key] : undefined;
       if (v === undefined || v === null) {
         if (fs.default !== undefined) {
-          const d = this.value(fs, structuredClone(fs.default), [...path, key], key);
+          const d = this.value(fs, structuredClone(fs.default), [...path, key], key, input);
           if (d !== undefined) out[key] = d;
         } else if (!fs.optional && !meant.has(key)) {
           // The path names the missing field; a loader locates it at the nearest existing ancestor.
@@ -135,13 +204,14 @@ class SpecParser {
         }
         continue;
       }
-      const parsed = this.value(fs, v, [...path, key], key);
+      const parsed = this.value(fs, v, [...path, key], key, input);
       if (parsed !== undefined) out[key] = parsed;
     }
     return out;
   }
 
-  value(fs: FieldSpec, v: unknown, path: Path, name: string): unknown {
+  value(fs: FieldSpec, v: unknown, path: Path, name: string, inherited?: string): unknown {
+    const input = fs.input ?? inherited;
     const bad = (expected: string): undefined => this.issue(path, `'${name}' must be ${expected}, got ${describeValue(v)}`);
     switch (fs.kind) {
       case 'string': {
@@ -175,9 +245,9 @@ class SpecParser {
         return v;
       }
       case 'expression':
-        return this.expression(fs, v, path, name);
+        return this.expression(fs, v, path, name, input);
       case 'field':
-        return this.fieldRef(v, path, name);
+        return this.fieldRef(v, path, name, input);
       case 'schema': {
         if (typeof v !== 'string') return bad('a schema fullname (e.g. vigil.alerting.Alert)');
         if (this.cx.resolveSchema !== undefined && this.cx.resolveSchema(v) === undefined) {
@@ -206,7 +276,7 @@ class SpecParser {
             this.issue(p, `'${name}' has an empty item`);
             return;
           }
-          const x = this.value(itemSpec, item, p, `${name}[${i}]`);
+          const x = this.value(itemSpec, item, p, `${name}[${i}]`, input);
           if (x === undefined) ok = false;
           else out.push(x);
         });
@@ -229,7 +299,7 @@ class SpecParser {
             this.issue([...path, key], `'${name}.${key}' has no value`);
             continue;
           }
-          const x = this.value(itemSpec, item, [...path, key], `${name}.${key}`);
+          const x = this.value(itemSpec, item, [...path, key], `${name}.${key}`, input);
           if (x === undefined) ok = false;
           else out[key] = x;
         }
@@ -237,7 +307,7 @@ class SpecParser {
         return ok ? out : undefined;
       }
       case 'object':
-        return this.object(fs.fields ?? {}, v, path, `'${name}'`);
+        return this.object(fs.fields ?? {}, v, path, `'${name}'`, [], input);
     }
   }
 
@@ -247,17 +317,24 @@ class SpecParser {
     return v;
   }
 
-  private expression(fs: FieldSpec, v: unknown, path: Path, name: string): string | undefined {
+  /** The schema `field` and `expression` values are checked against: the named input's, else the default. */
+  private schemaFor(input: string | undefined): RecordSchema | undefined {
+    if (input === undefined) return this.cx.schema;
+    return this.cx.inputs?.get(input);
+  }
+
+  private expression(fs: FieldSpec, v: unknown, path: Path, name: string, input: string | undefined): string | undefined {
     let src: string;
     if (typeof v === 'string') src = v;
     else if (typeof v === 'number' || typeof v === 'boolean') src = String(v);
     else return this.issue(path, `'${name}' must be an expression (a string), got ${describeValue(v)}`);
     try {
-      if (this.cx.schema === undefined) {
+      const schema = this.schemaFor(input);
+      if (schema === undefined) {
         checkExpressionSyntax(src);
         return src;
       }
-      const c = compileExpression(src, this.cx.schema);
+      const c = compileExpression(src, schema);
       const want = fs.returns;
       if (want !== undefined && !returnsOk(want, c.ty)) {
         const nullHint = want === 'boolean' && nonNull(c.ty).k === 'boolean' ? ' (it may be null: add ?? false)' : '';
@@ -270,9 +347,9 @@ class SpecParser {
     }
   }
 
-  private fieldRef(v: unknown, path: Path, name: string): string | undefined {
+  private fieldRef(v: unknown, path: Path, name: string, input: string | undefined): string | undefined {
     if (typeof v !== 'string' || v === '') return this.issue(path, `'${name}' must be a field name, got ${describeValue(v)}`);
-    const err = checkFieldPath(v, this.cx.schema);
+    const err = checkFieldPath(v, this.schemaFor(input));
     if (err !== undefined) return this.issue(path, err.message, err.code, { offset: err.offset });
     return v;
   }
@@ -337,138 +414,4 @@ export function parseConfig<C = Record<string, unknown>>(spec: ConfigSpec, raw: 
   const p = new SpecParser(cx);
   const config = p.object(spec, raw ?? {}, [], cx.what, cx.reserved ?? []) ?? {};
   return { config: config as C, issues: p.issues };
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON Schema
-
-export type JsonSchema = Record<string, unknown>;
-
-export function fieldToJsonSchema(fs: FieldSpec): JsonSchema {
-  let s: JsonSchema;
-  switch (fs.kind) {
-    case 'string':
-      s = { type: 'string', ...(fs.pattern !== undefined ? { pattern: fs.pattern } : {}) };
-      break;
-    case 'integer':
-    case 'number':
-      s = { type: fs.kind, ...(fs.min !== undefined ? { minimum: fs.min } : {}), ...(fs.max !== undefined ? { maximum: fs.max } : {}) };
-      break;
-    case 'boolean':
-      s = { type: 'boolean' };
-      break;
-    case 'duration':
-      s = { oneOf: [{ type: 'string', pattern: DURATION_PATTERN }, { type: 'integer', minimum: 0 }] };
-      break;
-    case 'expression':
-      s = { type: ['string', 'number', 'boolean'] };
-      break;
-    case 'field':
-    case 'schema':
-    case 'path':
-      s = { type: 'string' };
-      break;
-    case 'enum':
-      s = { enum: [...(fs.values ?? [])] };
-      break;
-    case 'array': {
-      const item = fieldToJsonSchema(fs.items ?? { kind: 'string', description: '' });
-      const arr: JsonSchema = { type: 'array', items: item };
-      if (fs.min !== undefined) arr.minItems = fs.min;
-      if (fs.max !== undefined) arr.maxItems = fs.max;
-      s = fs.min === undefined || fs.min <= 1 ? { anyOf: [item, arr] } : arr;
-      break;
-    }
-    case 'map':
-      s = { type: 'object', additionalProperties: fieldToJsonSchema(fs.items ?? { kind: 'string', description: '' }) };
-      break;
-    case 'object':
-      s = specToJsonSchema(fs.fields ?? {});
-      break;
-  }
-  s.description = fs.description;
-  if (fs.default !== undefined) s.default = fs.default;
-  if (fs.examples !== undefined) s.examples = fs.examples;
-  return s;
-}
-
-/** JSON Schema (draft 2020-12 vocabulary) of an object described by a spec. */
-export function specToJsonSchema(spec: ConfigSpec, extraProperties: Record<string, JsonSchema> = {}): JsonSchema {
-  const properties: Record<string, JsonSchema> = { ...extraProperties };
-  const required: string[] = [];
-  for (const [key, fs] of Object.entries(spec)) {
-    properties[key] = fieldToJsonSchema(fs);
-    if (!fs.optional && fs.default === undefined) required.push(key);
-  }
-  return { type: 'object', properties, ...(required.length > 0 ? { required } : {}), additionalProperties: false };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Markdown
-
-export function describeKind(fs: FieldSpec): string {
-  switch (fs.kind) {
-    case 'enum':
-      return `enum: ${(fs.values ?? []).map((v) => `\`${v}\``).join(', ')}`;
-    case 'expression':
-      return fs.returns === undefined ? 'expression' : `expression (${fs.returns})`;
-    case 'array':
-      return `list of ${describeKind(fs.items ?? { kind: 'string', description: '' })}`;
-    case 'map':
-      return `map of ${describeKind(fs.items ?? { kind: 'string', description: '' })}`;
-    case 'schema':
-      return 'schema fullname';
-    default:
-      return fs.kind;
-  }
-}
-
-function mdCell(s: string): string {
-  return s.replace(/\|/g, '\\|').replace(/\n+/g, ' ');
-}
-
-function mdValue(v: unknown): string {
-  return `\`${typeof v === 'string' ? v : JSON.stringify(v)}\``;
-}
-
-/** A Markdown table of a spec's fields (nested objects and map items flattened with dots). */
-export function specTable(spec: ConfigSpec): string {
-  const rows: string[] = ['| Field | Kind | Required | Default | Description |', '| --- | --- | --- | --- | --- |'];
-  const add = (prefix: string, s: ConfigSpec): void => {
-    for (const [key, fs] of Object.entries(s)) {
-      const name = `${prefix}${key}`;
-      const required = !fs.optional && fs.default === undefined ? 'yes' : 'no';
-      const dflt = fs.default === undefined ? '' : mdValue(fs.default);
-      let desc = fs.description;
-      if (fs.min !== undefined || fs.max !== undefined) {
-        const unit = fs.kind === 'array' ? ' items' : '';
-        const fmt = (n: number): string => (fs.kind === 'duration' ? formatDuration(n) : String(n));
-        desc += ` (${fs.min !== undefined ? `min ${fmt(fs.min)}${unit}` : ''}${fs.min !== undefined && fs.max !== undefined ? ', ' : ''}${fs.max !== undefined ? `max ${fmt(fs.max)}${unit}` : ''})`;
-      }
-      if (fs.examples !== undefined && fs.examples.length > 0) desc += ` Examples: ${fs.examples.map(mdValue).join(', ')}.`;
-      rows.push(`| \`${name}\` | ${mdCell(describeKind(fs))} | ${required} | ${mdCell(dflt)} | ${mdCell(desc)} |`);
-      if (fs.kind === 'object' && fs.fields !== undefined) add(`${name}.`, fs.fields);
-      if (fs.kind === 'array' && fs.items?.kind === 'object' && fs.items.fields !== undefined) add(`${name}[].`, fs.items.fields);
-      if (fs.kind === 'map' && fs.items?.kind === 'object' && fs.items.fields !== undefined) add(`${name}.<key>.`, fs.items.fields);
-    }
-  };
-  add('', spec);
-  return rows.join('\n');
-}
-
-/** The reference section of one operator: summary, fields table, examples. */
-export function specToMarkdown(def: OperatorDefinition<any>): string {
-  const out: string[] = [];
-  out.push(`### \`${def.type}\``, '');
-  const meta = [`Category: ${def.category}`];
-  if (def.aliases !== undefined && def.aliases.length > 0) meta.push(`aliases: ${def.aliases.map((a) => `\`${a}\``).join(', ')}`);
-  const inputs = def.inputs ?? { min: 1, max: 1 };
-  meta.push(inputs.min === inputs.max ? `inputs: ${inputs.min}` : `inputs: ${inputs.min} to ${inputs.max === Infinity ? 'any' : inputs.max}`);
-  out.push(`${meta.join(' · ')}`, '', def.summary, '');
-  if (def.description !== undefined) out.push(def.description.trim(), '');
-  out.push('Fields (besides `name`, `type` and `from`):', '', specTable(def.config), '');
-  for (const ex of def.examples ?? []) {
-    out.push(`#### Example: ${ex.title}`, '', '```yaml', ex.yaml.trimEnd(), '```', '');
-  }
-  return out.join('\n');
 }

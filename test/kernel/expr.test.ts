@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { RecordSchema } from '../../operators/types.ts';
-import { checkExpressionSyntax, compileExpression, expressionFunctions } from '../../topology/expr.ts';
-import { ExpressionError } from '../../topology/diagnostics.ts';
+import type { RecordSchema } from '../../kernel/operator.ts';
+import { checkExpressionSyntax, compileExpression, expressionFunctions } from '../../kernel/expr.ts';
+import { ExpressionError } from '../../kernel/diagnostics.ts';
 
 const schema = (f: string): RecordSchema => JSON.parse(readFileSync(new URL(`../../schemas/${f}.avsc`, import.meta.url), 'utf8')) as RecordSchema;
 const metric = schema('metric-sample');
@@ -294,7 +294,7 @@ describe('expressions: compile-time errors', () => {
 
 describe('expressions: safety', () => {
   it('does not use eval, Function or vm', () => {
-    const src = readFileSync(new URL('../../topology/expr.ts', import.meta.url), 'utf8').replace(/\/\/.*$/gm, '');
+    const src = readFileSync(new URL('../../kernel/expr.ts', import.meta.url), 'utf8').replace(/\/\/.*$/gm, '');
     expect(src).not.toMatch(/\beval\s*\(/);
     expect(src).not.toMatch(/new\s+Function\b|\bFunction\s*\(/);
     expect(src).not.toMatch(/from\s+['"](node:)?vm['"]/);

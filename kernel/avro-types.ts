@@ -4,7 +4,7 @@
 // Values are assumed to be in avsc's in-memory representation with unwrapped unions: ints, longs,
 // floats and doubles are numbers, enums are their symbol strings, maps are plain objects, a
 // ["null", T] union holds null or a T.
-import type { AvroField, AvroType, RecordSchema } from '../operators/types.ts';
+import type { AvroField, AvroType, RecordSchema } from './schema.ts';
 
 export type NumericKind = 'int' | 'long' | 'float' | 'double';
 type Attrs = Readonly<Record<string, unknown>>;
