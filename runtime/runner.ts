@@ -94,6 +94,8 @@ interface TaskSlot {
   broadcast: Map<string, number>;
   /** Wall-clock time of the last purge of the repartition topics this task reads. */
   purgedAt: number;
+  /** Per repartition topic this task reads: the offset committed last, and the offset purged up to. */
+  purge: Map<string, { committed: string; purged: string }>;
   /** Offsets processed but not committed yet, per input topic. */
   pending: Map<string, string>;
   /** Wall-clock time of the last commit. */
@@ -335,7 +337,7 @@ export class Runner {
       this.upstreamTasks,
     );
     const now = Date.now();
-    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: new Map(), pending: new Map(), committedAt: now, purgedAt: now };
+    const slot: TaskSlot = { task, sub, ready: Promise.resolve(), restored: false, out: [], chain: Promise.resolve(), discarded: false, next: new Map(), broadcast: new Map(), pending: new Map(), committedAt: now, purgedAt: now, purge: new Map() };
     slot.ready = this.prepare(slot);
     slot.ready.catch(() => undefined);
     this.slots.set(task.id, slot);
@@ -638,7 +640,7 @@ export class Runner {
     if (commit) {
       slot.committedAt = Date.now();
       end();
-      this.purge(slot, offsets);
+      for (const o of offsets) if (this.repartitions.has(o.topic)) slot.purge.set(o.topic, { committed: o.offset, purged: slot.purge.get(o.topic)?.purged ?? '0' });
       slot.pending.clear();
     }
     const topology = this.plan.topology.name;
@@ -668,16 +670,17 @@ export class Runner {
    * interval (they have unlimited retention, so nothing else deletes them; Kafka Streams does the
    * same). Best effort: a failure is logged and retried at the next interval.
    */
-  private purge(slot: TaskSlot, committed: Array<{ topic: string; offset: string }>): void {
-    const now = Date.now();
+  private purge(slot: TaskSlot, now: number): void {
     if (now - slot.purgedAt < (this.opts.purgeIntervalMs ?? 30_000)) return;
-    const mine = committed.filter((o) => this.repartitions.has(o.topic));
-    if (mine.length === 0) return;
     slot.purgedAt = now;
-    for (const o of mine)
+    for (const [topic, p] of slot.purge) {
+      if (p.purged === p.committed) continue;
+      const offset = p.committed;
+      p.purged = offset;
       void this.admin
-        .deleteRecords(o.topic, [{ partition: slot.task.partition, offset: o.offset }])
-        .catch((err: unknown) => this.log(`[vigil] purging ${o.topic}-${slot.task.partition} below ${o.offset} failed: ${(err as Error).message}`));
+        .deleteRecords(topic, [{ partition: slot.task.partition, offset }])
+        .catch((err: unknown) => this.log(`[vigil] purging ${topic}-${slot.task.partition} below ${offset} failed: ${(err as Error).message}`));
+    }
   }
 
   /** Wall-clock punctuation, idle inputs, and gauges; outputs commit without offsets. */
@@ -689,6 +692,7 @@ export class Runner {
       void this.serial(slot, async () => {
         slot.task.tick(now);
         await this.flush(slot, now - slot.committedAt >= this.plan.topology.commitIntervalMs);
+        this.purge(slot, now);
       }).catch((err: unknown) => this.log(`[vigil] punctuation of task ${slot.task.id} failed: ${(err as Error).message}`));
       const topology = this.plan.topology.name;
       if (Number.isFinite(slot.task.watermark)) this.metrics.watermark.set({ topology, task: slot.task.id }, slot.task.watermark);
