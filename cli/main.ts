@@ -7,6 +7,7 @@ import { registerDocs } from './docs.ts';
 import { registerProduce } from './produce.ts';
 import { registerRun } from './run.ts';
 import { registerTail } from './tail.ts';
+import { registerTest } from './test.ts';
 import { registerValidate } from './validate.ts';
 
 export async function main(argv: string[]): Promise<void> {
@@ -14,6 +15,7 @@ export async function main(argv: string[]): Promise<void> {
   program.name('vigil').description('Stream processing on Apache Kafka for monitoring telemetry').showHelpAfterError();
   registerRun(program);
   registerValidate(program);
+  registerTest(program);
   registerDemo(program);
   registerProduce(program);
   registerTail(program);

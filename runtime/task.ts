@@ -48,6 +48,8 @@ export interface TaskHooks {
   now(): number;
   /** A global table by source name (the runner's or the test driver's replica). */
   globalTable?(name: string): TableView;
+  /** Sees every record an operator emits, per output (the test driver records them). */
+  tap?(node: string, output: string, record: StreamRecord): void;
 }
 
 export interface NodeCounters {
@@ -309,9 +311,14 @@ export class Task {
       const input = t.input;
       return (rec) => node.deliver(rec, input);
     };
+    const tap = hooks.tap;
     for (const n of sub.nodes) {
       const rt = this.nodes.get(n.name)!;
-      for (const o of n.outputs) rt.outputs.set(o.name, o.downstream.map((t) => deliverTo(t, rt)));
+      for (const o of n.outputs) {
+        const targets = o.downstream.map((t) => deliverTo(t, rt));
+        if (tap !== undefined) targets.push((rec) => tap(n.name, o.name, rec));
+        rt.outputs.set(o.name, targets);
+      }
       rt.targets = rt.outputs.get(n.outputs[0]?.name ?? '') ?? [];
     }
     const now = hooks.now();

@@ -35,7 +35,11 @@ export function partitionOf(key: string | null, partitions: number, fallback: nu
 export class TestDriver {
   private wall: number;
   private readonly tasks = new Map<string, Task>();
+  /** Records written, per topic and per sink name. */
   private readonly outputs = new Map<string, StreamRecord[]>();
+  private readonly bySink = new Map<string, StreamRecord[]>();
+  /** What each operator emitted, per "<operator>\u0000<output>". */
+  private readonly taps = new Map<string, StreamRecord[]>();
   private readonly dead: DeadLetter[] = [];
   private readonly types = new Map<string, Type>();
   /** Everything written to changelogs (and table topics) so far, per topic and partition, in order (for restart()). */
@@ -152,11 +156,33 @@ export class TestDriver {
     return this.wall;
   }
 
-  /** Records written to a sink (by sink name or topic), in order. */
+  /** Records written by a sink (by name), or to a topic (by every sink writing it), in order. */
   output(sink: string): StreamRecord[] {
-    for (const sub of this.plan.subtopologies)
-      for (const s of sub.sinks) if (!s.internal && (s.name === sink || s.topic === sink)) return this.outputs.get(s.topic) ?? [];
+    const sinks = this.plan.subtopologies.flatMap((s) => s.sinks).filter((s) => !s.internal);
+    if (sinks.some((s) => s.name === sink)) return this.bySink.get(sink) ?? [];
+    if (sinks.some((s) => s.topic === sink)) return this.outputs.get(sink) ?? [];
     throw new Error(`no sink '${sink}' in the plan`);
+  }
+
+  /**
+   * What came out of a sink (by name or topic) or an operator (`op`: its first output, or
+   * `op.output`), in order.
+   */
+  recorded(name: string): StreamRecord[] {
+    for (const sub of this.plan.subtopologies) for (const s of sub.sinks) if (!s.internal && (s.name === name || s.topic === name)) return this.output(name);
+    const nodes = this.plan.subtopologies.flatMap((s) => s.nodes);
+    let node = nodes.find((n) => n.name === name);
+    let output = node?.outputs[0]?.name;
+    if (node === undefined) {
+      const dot = name.lastIndexOf('.');
+      node = dot > 0 ? nodes.find((n) => n.name === name.slice(0, dot)) : undefined;
+      output = name.slice(dot + 1);
+      if (node === undefined || !node.outputs.some((o) => o.name === output)) {
+        const names = [...this.plan.topology.sinks.map((s) => s.name), ...nodes.flatMap((n) => n.outputs.map((o, i) => (i === 0 ? n.name : `${n.name}.${o.name}`)))];
+        throw new Error(`no sink or operator output '${name}' (there are: ${names.join(', ')})`);
+      }
+    }
+    return this.taps.get(`${node.name}\u0000${output}`) ?? [];
   }
 
   deadLetters(): DeadLetter[] {
@@ -199,6 +225,12 @@ export class TestDriver {
       now: () => this.wall,
       deadLetter: (dl) => this.dead.push(dl),
       sink: (sink, record, input, watermark) => this.emit(sink, record, input, self.task!, watermark),
+      tap: (node, output, record) => {
+        const k = `${node}\u0000${output}`;
+        let list = this.taps.get(k);
+        if (!list) this.taps.set(k, (list = []));
+        list.push({ key: record.key, value: record.value, timestamp: record.timestamp, ...(record.headers ? { headers: record.headers } : {}) });
+      },
       globalTable: (name): TableView => {
         const g = this.globals.get(name);
         if (g === undefined) throw new Error(`no global table '${name}' in the plan`);
@@ -239,9 +271,11 @@ export class TestDriver {
       }
       return;
     }
-    let list = this.outputs.get(sink.topic);
-    if (!list) this.outputs.set(sink.topic, (list = []));
-    list.push(out);
+    for (const [map, k] of [[this.outputs, sink.topic], [this.bySink, sink.name]] as const) {
+      let list = map.get(k);
+      if (!list) map.set(k, (list = []));
+      list.push(out);
+    }
   }
 
   /** Sends watermark markers for repartition topics whose feeding watermark advanced, to every task reading them. */
