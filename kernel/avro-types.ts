@@ -296,6 +296,28 @@ function avroField(f: RecordTyField, defined: Set<string>, ns: string): AvroFiel
   return out;
 }
 
+/** The type of a value once stored: a string of known constants is a plain string. */
+export function stripConsts(t: Ty): Ty {
+  if (t.k === 'string' && t.consts !== undefined) return T_STRING;
+  if (t.k === 'nullable') return nullable(stripConsts(t.inner));
+  return t;
+}
+
+/**
+ * A record schema with the fields of `base` (kept as they are: docs, defaults) followed by
+ * `extra`, named `fullname`. Names in `extra` must not be fields of `base`.
+ */
+export function extendRecord(fullname: string, base: RecordSchema, extra: ReadonlyArray<{ name: string; ty: Ty; doc?: string }>, doc?: string): RecordSchema {
+  const t: RecordTy = {
+    k: 'record',
+    fullname,
+    doc,
+    fields: [...recordTy(base).fields, ...extra.map((f) => ({ name: f.name, ty: stripConsts(f.ty), doc: f.doc, hasDefault: false }))],
+    byName: new Map(),
+  };
+  return avroFromTy(t) as RecordSchema;
+}
+
 /** A record schema from fields (names and types), named `fullname`. */
 export function recordSchemaOf(fullname: string, fields: ReadonlyArray<{ name: string; ty: Ty; doc?: string }>, doc?: string): RecordSchema {
   const t: RecordTy = {

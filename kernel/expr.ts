@@ -17,12 +17,13 @@
 //   primary := number | string | true | false | null | name | name '(' args ')' | '(' expr ')'
 //            | '[' items ']' | '{' (key ':' expr),* '}'
 import type { AvroType, RecordSchema } from './schema.ts';
+import type { ConfigIssue } from './spec.ts';
 import { ExpressionError, FORBIDDEN_KEYS, suggestion } from './diagnostics.ts';
 import type { DiagnosticCode } from './diagnostics.ts';
 import {
   T_BOOLEAN, T_DOUBLE, T_INT, T_LONG, T_NULL, T_STRING,
   avroFromTy, constsOf, describeTy, isIntegral, isNumeric, isScalar, isStringLike, mayBeNull, nonNull, nullable, plain,
-  recordTy, unify, widerNumeric,
+  recordTy, stripConsts, unify, widerNumeric,
 } from './avro-types.ts';
 import type { EnumTy, NumericTy, RecordTy, Ty } from './avro-types.ts';
 
@@ -900,12 +901,6 @@ function integralResult(a: NumericTy, b: NumericTy): NumericTy {
   return w.k === 'int' ? T_LONG : w;
 }
 
-function stripConsts(t: Ty): Ty {
-  if (t.k === 'string' && t.consts !== undefined) return T_STRING;
-  if (t.k === 'nullable') return nullable(stripConsts(t.inner));
-  return t;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Functions (pure, whitelisted)
 
@@ -1277,6 +1272,22 @@ export function compileExpression(src: string, schema: RecordSchema): CompiledEx
   }
   perSchema.set(src, compiled);
   return compiled;
+}
+
+/**
+ * compileExpression for a config value at `path`: a problem is added to `issues` (with its offset
+ * in the expression) instead of thrown.
+ */
+export function compileExpressionAt(src: string, schema: RecordSchema, path: (string | number)[], issues: ConfigIssue[]): CompiledExpression | undefined {
+  try {
+    return compileExpression(src, schema);
+  } catch (e) {
+    if (e instanceof ExpressionError) {
+      issues.push({ path, message: e.message, code: e.code, offset: e.offset });
+      return undefined;
+    }
+    throw e;
+  }
 }
 
 /** Describes a resolved type for messages: `string | null`, `enum vigil.telemetry.LogLevel`. */

@@ -8,9 +8,9 @@
 import type { ConfigIssue, OperatorDefinition, RecordSchema } from '../kernel/operator.ts';
 import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
-import { compileExpression } from '../kernel/expr.ts';
-import { ExpressionError, suggestion } from '../kernel/diagnostics.ts';
-import { avroFromTy, describeTy, fits, nonNull, recordTy, schemaFullname } from '../kernel/avro-types.ts';
+import { compileExpressionAt } from '../kernel/expr.ts';
+import { suggestion } from '../kernel/diagnostics.ts';
+import { avroFromTy, describeTy, fits, nonNull, recordTy, schemaFullname, stripConsts } from '../kernel/avro-types.ts';
 import type { RecordTy, RecordTyField, Ty } from '../kernel/avro-types.ts';
 
 export interface MapConfig {
@@ -81,16 +81,8 @@ function converted(ev: Ev, from: Ty, to: Ty, field: string): Ev | undefined {
 }
 
 function compileField(src: string, input: RecordSchema, path: (string | number)[], issues: ConfigIssue[]): { ty: Ty; ev: Ev } | undefined {
-  try {
-    const c = compileExpression(src, input);
-    return { ty: c.ty, ev: c.evaluate };
-  } catch (e) {
-    if (e instanceof ExpressionError) {
-      issues.push({ path, message: e.message, code: e.code, offset: e.offset });
-      return undefined;
-    }
-    throw e;
-  }
+  const c = compileExpressionAt(src, input, path, issues);
+  return c === undefined ? undefined : { ty: c.ty, ev: c.evaluate };
 }
 
 function buildPlan(config: MapConfig, input: RecordSchema, name: string, resolveSchema: (fullname: string) => RecordSchema | undefined): MapPlan {
@@ -199,11 +191,6 @@ function targetField(
     message: `field '${f.name}' of ${tname} (${describeTy(f.ty)}) has no default: set it in 'fields'${own !== undefined ? ` (the input's '${f.name}' is ${describeTy(own.ty)})` : ''}`,
   });
   return undefined;
-}
-
-function stripConsts(t: Ty): Ty {
-  if (t.k === 'string' && t.consts !== undefined) return { k: 'string' };
-  return t;
 }
 
 /** The output's key fields: the input's, renamed, when every one passes through unchanged. */

@@ -3,6 +3,8 @@
 import type { OperatorDefinition } from '../kernel/operator.ts';
 import { aggregateOperator } from './aggregate.ts';
 import { filterOperator } from './filter.ts';
+import { joinOperator } from './join.ts';
+import { lookupOperator } from './lookup.ts';
 import { mapOperator } from './map.ts';
 import { validateOperator } from './validate.ts';
 
@@ -12,6 +14,8 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   filterOperator,
   mapOperator,
   aggregateOperator,
+  lookupOperator,
+  joinOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */

@@ -92,13 +92,12 @@ export class TestDriver {
   }
 
   private send(source: string, value: Record<string, unknown> | null, opts: PipeOptions): Task | undefined {
+    // A table may be read global by some operators and partitioned by others: both see the row.
     const global = this.globals.get(source) ?? [...this.globals.values()].find((g) => g.table.topic === source);
-    if (global !== undefined) {
-      const key = this.tableKey(source, opts);
-      global.store.apply(key, value === null ? null : this.roundTrip(global.table.schema, value));
-      return undefined;
-    }
-    const { sub, src } = this.findSource(source);
+    if (global !== undefined) global.store.apply(this.tableKey(source, opts), value === null ? null : this.roundTrip(global.table.schema, value));
+    const found = this.findSource(source, global === undefined);
+    if (found === undefined) return undefined;
+    const { sub, src } = found;
     const key = opts.key ?? null;
     const partition = opts.partition ?? partitionOf(key, sub.partitions, this.roundRobin++);
     const task = this.task(sub, partition);
@@ -310,10 +309,13 @@ export class TestDriver {
       }
   }
 
-  private findSource(name: string): { sub: SubTopology; src: PlanSource } {
+  private findSource(name: string, required: true): { sub: SubTopology; src: PlanSource };
+  private findSource(name: string, required: boolean): { sub: SubTopology; src: PlanSource } | undefined;
+  private findSource(name: string, required: boolean): { sub: SubTopology; src: PlanSource } | undefined {
     for (const sub of this.plan.subtopologies)
       for (const src of sub.sources) if (src.name === name || src.topic === name) return { sub, src };
-    throw new Error(`no source '${name}' in the plan`);
+    if (required) throw new Error(`no source '${name}' in the plan`);
+    return undefined;
   }
 
   private task(sub: SubTopology, partition: number): Task {
