@@ -6,6 +6,7 @@ import { filterOperator } from './filter.ts';
 import { joinOperator } from './join.ts';
 import { lookupOperator } from './lookup.ts';
 import { mapOperator } from './map.ts';
+import { sequenceOperator } from './sequence.ts';
 import { validateOperator } from './validate.ts';
 
 /** Every operator, once, in the order of the docs. */
@@ -16,6 +17,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   aggregateOperator,
   lookupOperator,
   joinOperator,
+  sequenceOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */
