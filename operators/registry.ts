@@ -1,6 +1,7 @@
 // The operator registry: one line per operator. The topology loader, `vigil validate`, the JSON
 // Schema and the reference docs (topology/REFERENCE.md) all read it.
 import type { OperatorDefinition } from '../kernel/operator.ts';
+import { absenceOperator } from './absence.ts';
 import { aggregateOperator } from './aggregate.ts';
 import { filterOperator } from './filter.ts';
 import { joinOperator } from './join.ts';
@@ -18,6 +19,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   lookupOperator,
   joinOperator,
   sequenceOperator,
+  absenceOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */
