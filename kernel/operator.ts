@@ -65,6 +65,10 @@ export interface OperatorContext {
   deadLetter(reason: string, detail?: string): void;
   /** Increments a per-operator counter exported as a metric (vigil_operator_events_total). */
   count(metric: string, by?: number): void;
+  /** Records a duration in seconds (vigil_operator_duration_seconds{what}). */
+  observe(what: string, seconds: number): void;
+  /** Sets a per-task gauge (vigil_operator_state{name}). */
+  gauge(name: string, value: number): void;
   /**
    * Asynchronous work for the record being processed (an HTTP lookup): `then` runs with the
    * result once `work` settles, and its forwards and dead letters belong to that record. The task

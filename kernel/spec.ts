@@ -28,7 +28,12 @@ export type FieldKind =
   /** The fullname of a record schema known to the topology (schemas/*.avsc or the file's `schemas:`). */
   | 'schema'
   /** A relative file path that must stay inside the topology file's directory (no `..`, no URL). */
-  | 'path';
+  | 'path'
+  /**
+   * An http(s) URL template whose host (and port) must be on the topology's `allowed_hosts`;
+   * `{expression}` placeholders may appear after the host.
+   */
+  | 'url';
 
 export interface FieldSpec {
   kind: FieldKind;
@@ -90,6 +95,8 @@ export interface SpecContext {
   schemaNames?(): Iterable<string>;
   /** Keys handled by the caller (name, type, from): accepted and not reported as unknown. */
   reserved?: readonly string[];
+  /** The topology's `allowed_hosts`: the only hosts `url` values may name. */
+  allowedHosts?: readonly string[];
 }
 
 export interface ParseResult<C> {
@@ -140,6 +147,36 @@ export function formatDuration(ms: number): string {
 /** A URL (scheme://...) or something that looks like a file path (/x, ./x, ../x, ~/x, C:\x). */
 export function looksLikePathOrUrl(s: string): boolean {
   return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(s) || /^(\/|\.\.?[/\\]|~[/\\]|[a-zA-Z]:[\\/]|\\\\)/.test(s) || /^file:/i.test(s);
+}
+
+/**
+ * Checks a URL template: http or https, a literal host (no placeholder, no user info) that one of
+ * `allowed` names (`host`, `host:port`, or `*.domain` for any subdomain; a pattern without a port
+ * allows the scheme's default port only). Returns an error or undefined.
+ */
+export function checkUrlTemplate(t: string, allowed: readonly string[]): string | undefined {
+  const m = /^(https?):\/\/([^/?#]*)(.*)$/s.exec(t);
+  if (m === null) return `'${t.slice(0, 80)}' is not an http(s) URL`;
+  const [, scheme, authority] = m as unknown as [string, string, string];
+  if (authority.includes('{')) return 'the host of a URL cannot be computed: put placeholders in the path or the query';
+  if (authority.includes('@')) return 'URLs with user info (user:password@) are not allowed: pass credentials in headers from an allowed environment variable';
+  let host: string;
+  let port: string;
+  try {
+    const u = new URL(`${scheme}://${authority}/`);
+    host = u.hostname.toLowerCase();
+    port = u.port === '' ? (scheme === 'https' ? '443' : '80') : u.port;
+  } catch {
+    return `'${authority}' is not a valid host`;
+  }
+  const ok = allowed.some((a) => {
+    const [h, p] = a.toLowerCase().split(':') as [string, string | undefined];
+    const portOk = (p ?? (scheme === 'https' ? '443' : '80')) === port;
+    const hostOk = h.startsWith('*.') ? host.endsWith(h.slice(1)) && host.length > h.length - 1 : host === h;
+    return portOk && hostOk;
+  });
+  if (!ok) return `host '${host}:${port}' is not in the topology's allowed_hosts${allowed.length === 0 ? ' (there are none: add it to allowed_hosts at the top of the file)' : ` (${allowed.join(', ')})`}`;
+  return undefined;
 }
 
 /** Checks a relative path's shape (the loader checks where it resolves to). Returns an error or undefined. */
@@ -254,6 +291,12 @@ class SpecParser {
           const hint = schemaSuggestion(v, [...(this.cx.schemaNames?.() ?? [])]);
           return this.issue(path, `unknown schema '${v}'${hint} (schemas are named by fullname, namespace included)`, 'UNKNOWN_SCHEMA');
         }
+        return v;
+      }
+      case 'url': {
+        if (typeof v !== 'string') return bad('an http(s) URL');
+        const err = checkUrlTemplate(v, this.cx.allowedHosts ?? []);
+        if (err !== undefined) return this.issue(path, err, 'PATH_NOT_ALLOWED');
         return v;
       }
       case 'path': {

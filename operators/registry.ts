@@ -3,6 +3,7 @@
 import type { OperatorDefinition } from '../kernel/operator.ts';
 import { absenceOperator } from './absence.ts';
 import { aggregateOperator } from './aggregate.ts';
+import { enrichOperator } from './enrich.ts';
 import { filterOperator } from './filter.ts';
 import { joinOperator } from './join.ts';
 import { lookupOperator } from './lookup.ts';
@@ -17,6 +18,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   mapOperator,
   aggregateOperator,
   lookupOperator,
+  enrichOperator,
   joinOperator,
   sequenceOperator,
   absenceOperator,

@@ -9,6 +9,8 @@ export class EngineMetrics {
   readonly recordsOut: client.Counter<'topology' | 'node'>;
   readonly operatorErrors: client.Counter<'topology' | 'node'>;
   readonly operatorEvents: client.Counter<'topology' | 'node' | 'event'>;
+  readonly operatorDurations: client.Histogram<'topology' | 'node' | 'what'>;
+  readonly operatorStates: client.Gauge<'topology' | 'node' | 'task' | 'name'>;
   readonly consumed: client.Counter<'topology' | 'topic'>;
   readonly produced: client.Counter<'topology' | 'topic'>;
   readonly deadLettered: client.Counter<'topology' | 'stage' | 'reason'>;
@@ -28,6 +30,19 @@ export class EngineMetrics {
     this.recordsOut = new client.Counter({ name: 'vigil_operator_records_out_total', help: 'Records forwarded by an operator', labelNames: ['topology', 'node'], registers: r });
     this.operatorErrors = new client.Counter({ name: 'vigil_operator_errors_total', help: 'Records an operator threw on', labelNames: ['topology', 'node'], registers: r });
     this.operatorEvents = new client.Counter({ name: 'vigil_operator_events_total', help: 'Operator-specific counters (e.g. late records, windows emitted)', labelNames: ['topology', 'node', 'event'], registers: r });
+    this.operatorDurations = new client.Histogram({
+      name: 'vigil_operator_duration_seconds',
+      help: 'Durations an operator measures (e.g. what="lookup": an HTTP lookup, retries included)',
+      labelNames: ['topology', 'node', 'what'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    });
+    this.operatorStates = new client.Gauge({
+      name: 'vigil_operator_state',
+      help: 'Operator-specific gauges per task (e.g. name="breaker": 0 closed, 1 half-open, 2 open)',
+      labelNames: ['topology', 'node', 'task', 'name'],
+      registers: r,
+    });
     this.consumed = new client.Counter({ name: 'vigil_records_consumed_total', help: 'Records consumed per topic', labelNames: ['topology', 'topic'], registers: r });
     this.produced = new client.Counter({ name: 'vigil_records_produced_total', help: 'Records produced per topic (outputs, changelogs, dead letters)', labelNames: ['topology', 'topic'], registers: r });
     this.deadLettered = new client.Counter({ name: 'vigil_dead_lettered_total', help: 'Records sent to the dead-letter topic', labelNames: ['topology', 'stage', 'reason'], registers: r });

@@ -711,6 +711,9 @@ export class Runner {
       c.in = c.out = c.errors = 0;
       for (const [event, n] of c.custom) if (n) this.metrics.operatorEvents.inc({ topology, node, event }, n);
       c.custom.clear();
+      for (const [what, list] of c.durations) for (const v of list) this.metrics.operatorDurations.observe({ topology, node, what }, v);
+      c.durations.clear();
+      for (const [name, v] of c.gauges) this.metrics.operatorStates.set({ topology, node, task: slot.task.id, name }, v);
     }
   }
 

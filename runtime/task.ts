@@ -57,6 +57,10 @@ export interface NodeCounters {
   out: number;
   errors: number;
   custom: Map<string, number>;
+  /** Durations (seconds) observed since the last export, per what. */
+  durations: Map<string, number[]>;
+  /** Current gauge values. */
+  gauges: Map<string, number>;
 }
 
 interface InputState {
@@ -105,7 +109,7 @@ export function timersChangelogTopic(topology: string, subtopology: number): str
 const LONG_CODEC = avroCodec<number>('long');
 
 class NodeRuntime implements OperatorContext {
-  readonly counters: NodeCounters = { in: 0, out: 0, errors: 0, custom: new Map() };
+  readonly counters: NodeCounters = { in: 0, out: 0, errors: 0, custom: new Map(), durations: new Map(), gauges: new Map() };
   instance!: OperatorInstance;
   /** Targets of the default output. */
   targets: Deliver[] = [];
@@ -188,6 +192,16 @@ class NodeRuntime implements OperatorContext {
 
   count(metric: string, by = 1): void {
     this.counters.custom.set(metric, (this.counters.custom.get(metric) ?? 0) + by);
+  }
+
+  observe(what: string, seconds: number): void {
+    let list = this.counters.durations.get(what);
+    if (list === undefined) this.counters.durations.set(what, (list = []));
+    list.push(seconds);
+  }
+
+  gauge(name: string, value: number): void {
+    this.counters.gauges.set(name, value);
   }
 
   defer<T>(work: Promise<T>, then: (result: T, ctx: OperatorContext) => void): void {

@@ -79,6 +79,16 @@ export class TestDriver {
     this.commit();
   }
 
+  /**
+   * Sends several records as one consumed batch would arrive: all are processed, then the deferred
+   * work of all of them (running concurrently) is awaited, then the batch commits.
+   */
+  async pipeBatch(source: string, records: Array<{ value: Record<string, unknown> | null } & PipeOptions>): Promise<void> {
+    for (const r of records) this.send(source, r.value, r);
+    await this.settle();
+    this.commit();
+  }
+
   /** Waits for every task's deferred work. */
   async settle(): Promise<void> {
     for (let again = true; again; ) {

@@ -64,6 +64,15 @@ export const topologyFileSpec: ConfigSpec = {
     description: 'How often progress is committed. Default `30s` for at_least_once, `100ms` for exactly_once (downstream read_committed consumers see outputs at commits).',
     examples: ['1s'],
   },
+  allowed_hosts: {
+    kind: 'array',
+    optional: true,
+    items: { kind: 'string', pattern: '^(\\*\\.)?[a-zA-Z0-9.-]{1,253}(:[0-9]{1,5})?$', description: 'host, host:port or *.domain.' },
+    description:
+      'Hosts that operators may call over HTTP (e.g. `enrich`): `host`, `host:port`, or `*.domain` for its subdomains; without a port only the ' +
+      "scheme's default port. A URL naming any other host is refused when the file is loaded.",
+    examples: [['assets.internal:8443', '*.cmdb.example.com']],
+  },
   dead_letter_topic: {
     kind: 'string',
     optional: true,
@@ -249,6 +258,8 @@ class Loader {
   private readonly sinkIndex = new Map<string, number>();
   /** Paths whose value was refused (tag, alias, env): later problems at or below them are not reported. */
   private readonly poisoned = new Set<string>();
+  /** The file's allowed_hosts (set once the head is parsed). */
+  private allowedHosts: readonly string[] = [];
 
   constructor(private readonly text: string, private readonly file: string, private readonly opts: LoadOptions) {
     this.env = opts.env ?? process.env;
@@ -583,7 +594,7 @@ class Loader {
   }
 
   private specContext(what: string, schema?: RecordSchema, reserved?: readonly string[]): SpecContext {
-    return { what, schema, resolveSchema: this.resolveSchema, schemaNames: () => this.recordNames(), reserved };
+    return { what, schema, resolveSchema: this.resolveSchema, schemaNames: () => this.recordNames(), reserved, allowedHosts: this.allowedHosts };
   }
 
   /** Reports schema names that are unknown, or known but invalid, at `path`. */
@@ -627,6 +638,7 @@ class Loader {
     );
     for (const i of head.issues) this.issue([], i);
     const cfg = head.config;
+    this.allowedHosts = (cfg.allowed_hosts as string[] | undefined) ?? [];
     this.loadSchemas(cfg.schemas as string[] | undefined);
 
     const name = typeof cfg.name === 'string' ? cfg.name : 'topology';

@@ -29,6 +29,7 @@ export function fieldToJsonSchema(fs: FieldSpec): JsonSchema {
     case 'field':
     case 'schema':
     case 'path':
+    case 'url':
       s = { type: 'string' };
       break;
     case 'enum':
