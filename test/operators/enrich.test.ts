@@ -1,7 +1,7 @@
 // enrich against a real HTTP server on loopback that answers, is slow, fails and flaps.
 import { afterEach, describe, expect, it } from 'vitest';
 import { TestDriver } from '../../runtime/test-driver.ts';
-import { TopologyError } from '../../kernel/diagnostics.ts';
+import type { TopologyError } from '../../kernel/diagnostics.ts';
 import { planYamlBuiltin } from '../helpers/topology.ts';
 import { scriptedServer } from '../helpers/http-server.ts';
 import type { Script, ScriptedServer } from '../helpers/http-server.ts';
