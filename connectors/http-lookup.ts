@@ -82,8 +82,9 @@ export class HttpLookup {
         return { kind: 'error', error: open ? 'circuit breaker open: the service failed too often recently' : (err as Error).message, permanent: false };
       })
       .then((r) => {
-        if (r.kind === 'found') this.cache.set(url, r);
-        else if (r.kind === 'not-found') this.cache.set(url, r, { ttl: Math.max(1, this.o.cache.negativeTtlMs) });
+        // A TTL of 0 turns caching off (of answers, or of 404s).
+        if (r.kind === 'found' && this.o.cache.ttlMs > 0) this.cache.set(url, r);
+        else if (r.kind === 'not-found' && this.o.cache.negativeTtlMs > 0) this.cache.set(url, r, { ttl: this.o.cache.negativeTtlMs });
         return r;
       })
       .finally(() => this.inFlight.delete(url));

@@ -153,7 +153,7 @@ export const enrichOperator: OperatorDefinition<EnrichConfig> = {
     defaults: { kind: 'map', optional: true, items: { kind: 'expression', description: 'Expression over the input record.' }, description: 'With on_error: default, an expression over the input per field of `fields`.' },
     error_field: { kind: 'string', default: 'enrich_error', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'With on_error: pass, the field (nullable string) that holds the cause.' },
     timeout: { kind: 'duration', default: '2s', min: 1, max: 600_000, description: 'How long one request may take.' },
-    retries: { kind: 'integer', default: 2, min: 0, max: 20, description: 'Retries of a request that failed retryably (timeout, connection error, 429, 5xx).' },
+    retries: { kind: 'integer', default: 2, min: 0, max: 100, description: 'Retries of a request that failed retryably (timeout, connection error, 429, 5xx).' },
     backoff: { kind: 'duration', default: '100ms', min: 1, description: 'First retry delay (doubles per retry, with full jitter).' },
     max_backoff: { kind: 'duration', default: '5s', min: 1, description: 'Longest retry delay.' },
     concurrency: { kind: 'integer', default: 16, min: 1, max: 1000, description: 'Requests in flight at most, per task.' },
