@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { operatorDefinitions } from '../operators/registry.ts';
+import { sinkDefinitions } from '../connectors/sinks.ts';
 import { REFERENCE_PATH, renderReference, topologyJsonSchema } from '../topology/reference.ts';
 
 export function registerDocs(program: Command): void {
@@ -13,10 +14,10 @@ export function registerDocs(program: Command): void {
     .option('--json-schema', 'print the JSON Schema of topology files instead')
     .action((o: { check?: boolean; jsonSchema?: boolean }) => {
       if (o.jsonSchema) {
-        process.stdout.write(`${JSON.stringify(topologyJsonSchema(operatorDefinitions), null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(topologyJsonSchema(operatorDefinitions, sinkDefinitions), null, 2)}\n`);
         return;
       }
-      const text = renderReference(operatorDefinitions);
+      const text = renderReference(operatorDefinitions, sinkDefinitions);
       let current = '';
       try {
         current = readFileSync(REFERENCE_PATH, 'utf8');

@@ -164,7 +164,8 @@ export class Runner {
     const compact = { 'cleanup.policy': 'compact', 'min.cleanable.dirty.ratio': '0.1', 'segment.ms': '600000' };
     // A table topic Vigil creates is compacted: the latest value per key is what a table is.
     for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions, ...(s.table ? { configs: compact } : {}) });
-    for (const s of t.sinks) if (!list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
+    // A sink that delivers outside Kafka writes an internal outbox topic (below).
+    for (const s of t.sinks) if (s.deliver === undefined && !list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
     list.set(t.deadLetterTopic, { topic: t.deadLetterTopic, partitions: 1 });
     // Changelogs compact eagerly, so a restore reads about the live state, not the history.
     for (const it of this.plan.internalTopics)
@@ -177,7 +178,7 @@ export class Runner {
   async start(): Promise<void> {
     await this.adoptPartitionCounts();
     const t = this.plan.topology;
-    this.repartitions = new Map(this.plan.internalTopics.filter((it) => it.kind === 'repartition').map((it) => [it.name, it.partitions]));
+    this.repartitions = new Map(this.plan.internalTopics.filter((it) => it.kind !== 'changelog').map((it) => [it.name, it.partitions]));
     this.upstreamTasks = upstreamTaskCounts(this.plan.subtopologies);
     for (const sub of this.plan.subtopologies)
       for (const source of sub.sources) {

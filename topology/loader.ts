@@ -15,11 +15,14 @@ import type { AvroType, CompileInput, CompileResult, ConfigIssue, ConfigSpec, Op
 import { DEFAULT_INPUT } from '../kernel/operator.ts';
 import type { Guarantee, NodeDef, Position, Ref, SinkDef, SourceDef, Topology } from './types.ts';
 import { refText } from './types.ts';
+import type { SinkDefinition } from '../kernel/sink.ts';
+import { outboxTopicName } from '../kernel/sink.ts';
+import { sinkRegistry } from '../connectors/sinks.ts';
 import { FORBIDDEN_KEYS, TopologyError, suggestion } from '../kernel/diagnostics.ts';
 import type { Diagnostic, DiagnosticCode } from '../kernel/diagnostics.ts';
 import { describeValue, parseConfig } from '../kernel/spec.ts';
 import type { SpecContext } from '../kernel/spec.ts';
-import { collectNamedTypes, describeTy, fits, isNumeric, recordTy, schemaFullname, selfContained } from '../kernel/avro-types.ts';
+import { collectNamedTypes, describeTy, recordTy, schemaFullname, selfContained } from '../kernel/avro-types.ts';
 import type { RecordTyField, Ty } from '../kernel/avro-types.ts';
 
 export interface LoadOptions {
@@ -31,6 +34,8 @@ export interface LoadOptions {
   schemaDir?: string;
   /** Operator types by `type:` name (operators/registry.ts has the built-in ones). */
   operators: ReadonlyMap<string, OperatorDefinition<any>>;
+  /** Sink types by `type:` name (default: connectors/sinks.ts). */
+  sinks?: ReadonlyMap<string, SinkDefinition<any>>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,25 +146,16 @@ export const operatorEntrySpec: ConfigSpec = {
   },
 };
 
-export const sinkSpec: ConfigSpec = {
+/** Fields every sink entry takes besides its type's config (see sink types). */
+export const sinkEntrySpec: ConfigSpec = {
   name: { kind: 'string', pattern: NAME_PATTERN, description: 'Unique name of the sink.' },
+  type: { kind: 'string', default: 'kafka', description: 'Sink type (see below). Default `kafka`.' },
   from: {
     kind: 'string',
     optional: true,
     pattern: REF_PATTERN,
     description: 'The operator (or `operator.output`) or source whose records are written. Default: the last operator.',
   },
-  topic: { kind: 'string', pattern: TOPIC_PATTERN, description: 'Kafka topic to write.' },
-  schema: {
-    kind: 'schema',
-    optional: true,
-    description:
-      'Fullname of the writer schema. The records reaching the sink must fill it: every field without a default must be produced, with a fitting type. ' +
-      'Default: the schema of the records reaching the sink (e.g. an aggregate\'s generated `vigil.generated.*` schema), registered under `<topic>-value`.',
-    examples: ['vigil.alerting.Alert'],
-  },
-  key: { kind: 'field', optional: true, description: 'Field of the written record used as the Kafka key. Default: keep the record\'s key.', examples: ['entity'] },
-  partitions: { kind: 'integer', optional: true, min: 1, max: 10_000, description: 'Partition count when Vigil creates the topic. Default: the largest partition count of the sources feeding it.' },
 };
 
 const COMMIT_DEFAULT: Record<Guarantee, number> = { at_least_once: 30_000, exactly_once: 100 };
@@ -651,7 +647,7 @@ class Loader {
     this.resolveFrom(sources, ops, sinks);
     const order = this.order(ops);
     this.buildNodes(order, sources, ops);
-    const sinkDefs = this.buildSinks(sinks, sources, ops);
+    const sinkDefs = this.buildSinks(sinks, sources, ops, name);
     this.checkUnused(sources, ops, sinks);
     const deadLetterTopic = (cfg.dead_letter_topic as string | undefined) ?? `${name}.dlq`;
     this.checkTopics(sources, sinkDefs, deadLetterTopic);
@@ -1041,10 +1037,11 @@ class Loader {
     }
   }
 
-  private buildSinks(sinks: SinkEntry[], sources: SourceEntry[], ops: OpEntry[]): SinkDef[] {
+  private buildSinks(sinks: SinkEntry[], sources: SourceEntry[], ops: OpEntry[], topology: string): SinkDef[] {
     const out: SinkDef[] = [];
     const sourceBy = new Map(sources.filter((s) => s.name !== undefined).map((s) => [s.name!, s]));
     const opBy = new Map(ops.filter((o) => o.name !== undefined).map((o) => [o.name!, o]));
+    const types = this.opts.sinks ?? sinkRegistry;
     const partitionsOf = (n: string, seen = new Set<string>()): number => {
       if (seen.has(n)) return 1;
       seen.add(n);
@@ -1056,57 +1053,67 @@ class Loader {
     for (const s of sinks) {
       const path: Path = ['sinks', s.index];
       const raw = s.raw;
-      const schemaName = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>).schema : undefined;
-      const schema = typeof schemaName === 'string' ? this.resolveSchema(schemaName) : undefined;
       const what = s.name === undefined ? `sink #${s.index + 1}` : `sink '${s.name}'`;
-      const r = parseConfig<Record<string, unknown>>(sinkSpec, raw, this.specContext(what, schema));
-      for (const i of r.issues) this.issue(path, i);
-      this.schemaProblem(schemaName, [...path, 'schema']);
-      if (r.issues.length > 0 || s.from === undefined) continue;
-      if (schemaName !== undefined && schema === undefined) continue;
-      const upstream = this.outputOfRef(s.from, sourceBy, opBy, s.fromText !== undefined ? [...path, 'from'] : path)?.schema;
-      if (upstream === undefined) continue;
-      const fromText = refText(s.from);
-      if (schema !== undefined && !this.checkFill(upstream, schema, fromText, what, [...path, 'schema'])) continue;
-      const c = r.config;
-      this.sinkIndex.set(c.name as string, s.index);
-      out.push({
-        name: c.name as string,
-        from: s.from,
-        topic: c.topic as string,
-        schemaName: schema !== undefined ? (schemaName as string) : schemaFullname(upstream),
-        schema: schema ?? upstream,
-        ...(c.key !== undefined ? { keyField: c.key as string } : {}),
-        partitions: (c.partitions as number | undefined) ?? partitionsOf(s.from.name),
-        at: this.position(path),
-      });
-    }
-    return out;
-  }
-
-  /** The sink schema must be fillable from the upstream records. */
-  private checkFill(upstream: RecordSchema, sink: RecordSchema, from: string, what: string, path: Path): boolean {
-    const up = recordTy(upstream);
-    const to = recordTy(sink);
-    let ok = true;
-    const offset = this.offsetOf(path, 'value');
-    const produced = up.fields.map((f) => f.name).join(', ');
-    for (const f of to.fields) {
-      const w = up.byName.get(f.name);
-      if (w === undefined) {
-        if (f.hasDefault) continue;
-        ok = false;
-        this.diagAt(offset, 'SINK_SCHEMA', `${what}: field '${f.name}' (${describeTy(f.ty)}) of ${to.fullname} has no default and '${from}' does not produce it (it produces: ${produced})`);
+      if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+        this.diagPath(path, 'value', 'INVALID_VALUE', `${what} must be a mapping (name, topic, ...)`);
         continue;
       }
-      const why = fits(w.ty, f.ty);
-      if (why !== undefined) {
-        ok = false;
-        const hint = f.ty.k === 'enum' || (isNumeric(w.ty) && isNumeric(f.ty)) ? `; a map with schema: ${to.fullname} converts it` : '';
-        this.diagAt(offset, 'SINK_SCHEMA', `${what}: field '${f.name}' of ${to.fullname} is ${describeTy(f.ty)} but '${from}' produces ${describeTy(w.ty)}: ${why}${hint}`);
+      const entry = raw as Record<string, unknown>;
+      const common: Record<string, unknown> = {};
+      const rawConfig: Record<string, unknown> = {};
+      for (const k of Object.keys(entry)) (Object.hasOwn(sinkEntrySpec, k) ? common : rawConfig)[k] = entry[k];
+      const head = parseConfig<Record<string, unknown>>(sinkEntrySpec, common, this.specContext(what, undefined, Object.keys(rawConfig)));
+      for (const i of head.issues) this.issue(path, i);
+      const type = head.config.type as string | undefined;
+      const def = type === undefined ? undefined : types.get(type);
+      if (type !== undefined && def === undefined) {
+        this.diagPath([...path, 'type'], 'value', 'UNKNOWN_OPERATOR', `unknown sink type '${type}'${suggestion(type, [...types.keys()])} (types: ${[...types.keys()].join(', ')})`);
+        continue;
+      }
+      const upstream = s.from === undefined ? undefined : this.outputOfRef(s.from, sourceBy, opBy, s.fromText !== undefined ? [...path, 'from'] : path);
+      const schemaName = rawConfig.schema;
+      const declared = typeof schemaName === 'string' ? this.resolveSchema(schemaName) : undefined;
+      const r = parseConfig<Record<string, unknown>>(def?.config ?? {}, rawConfig, this.specContext(what, declared ?? upstream?.schema, Object.keys(sinkEntrySpec)));
+      for (const i of r.issues) this.issue(path, i);
+      this.schemaProblem(schemaName, [...path, 'schema']);
+      if (head.issues.length > 0 || r.issues.length > 0 || def === undefined || s.from === undefined || upstream === undefined) continue;
+      const name = head.config.name as string;
+      let result;
+      try {
+        result = def.compile(r.config, {
+          name,
+          topology,
+          from: refText(s.from),
+          input: upstream,
+          partitions: partitionsOf(s.from.name),
+          resolveSchema: this.resolveSchema,
+        });
+      } catch (e) {
+        this.diagPath(path, 'value', 'OPERATOR_CHECK', `${what}: ${(e as Error).message}`);
+        continue;
+      }
+      if (!result.ok) {
+        for (const i of result.issues) this.issue(path, i);
+        continue;
+      }
+      this.sinkIndex.set(name, s.index);
+      const sink = result.sink;
+      const common2 = { name, from: s.from, type: def.type, at: this.position(path) };
+      if (sink.kind === 'topic') {
+        out.push({ ...common2, topic: sink.topic, schemaName: sink.schemaName, schema: sink.schema, ...(sink.keyField !== undefined ? { keyField: sink.keyField } : {}), partitions: sink.partitions });
+      } else {
+        // Delivered outside Kafka, through an outbox topic of the topology's own.
+        out.push({
+          ...common2,
+          topic: outboxTopicName(topology, name),
+          schemaName: schemaFullname(upstream.schema),
+          schema: upstream.schema,
+          partitions: partitionsOf(s.from.name),
+          deliver: { compiled: sink.deliver, description: sink.description },
+        });
       }
     }
-    return ok;
+    return out;
   }
 
   private checkUnused(sources: SourceEntry[], ops: OpEntry[], sinks: SinkEntry[]): void {
@@ -1160,6 +1167,7 @@ class Loader {
     const writers = new Map<string, SinkDef>();
     const at = (sink: SinkDef): number => this.offsetOf(['sinks', this.sinkIndex.get(sink.name) ?? -1, 'topic'], 'value');
     for (const s of sinks) {
+      if (s.deliver !== undefined) continue; // an internal outbox topic (the planner checks its name)
       const w = writers.get(s.topic);
       if (w !== undefined && schemaFullname(w.schema) !== schemaFullname(s.schema)) {
         const a = this.avroType(w.schema);

@@ -8,6 +8,7 @@
 // a repartition topic keyed by them. Everything connected without a repartition is one
 // sub-topology; its input topics (streams and partitioned tables) must have equal partition counts.
 import type { TableUse } from '../kernel/operator.ts';
+import { DEFAULT_INPUT } from '../kernel/operator.ts';
 import { TopologyError } from '../kernel/diagnostics.ts';
 import type { Diagnostic, DiagnosticCode } from '../kernel/diagnostics.ts';
 import { schemaFullname } from '../kernel/avro-types.ts';
@@ -252,7 +253,6 @@ export function planTopology(t: Topology): Plan {
     const node: PlanNode = {
       name: n.name,
       type: n.type,
-      def: n.def,
       config: n.config,
       compiled: n.compiled,
       inputs: n.inputs.map((i) => ({ name: i.name, schema: i.schema, from: i.from })),
@@ -296,12 +296,59 @@ export function planTopology(t: Topology): Plan {
     internalTopics.push({ name: c.topic, kind: 'changelog', partitions: subs[c.sub]!.partitions, configs: { 'cleanup.policy': 'compact' } });
   }
 
+  // Sinks that deliver outside Kafka: an outbox topic, read by the sink's delivery operator in a
+  // sub-topology of its own.
+  const owners = new Map<string, Position>();
+  for (const s of t.sinks) {
+    if (s.deliver === undefined) continue;
+    const upstream = subs[sub(s.name)]!;
+    const ups = ancestors(s.from.name);
+    const delivery: SubTopology = {
+      id: subs.length,
+      partitions: upstream.partitions,
+      sources: [
+        {
+          name: s.name,
+          topic: s.topic,
+          kind: 'stream',
+          schemaName: s.schemaName,
+          schema: s.schema,
+          maxOutOfOrderMs: Math.max(0, ...ups.map((x) => x.maxOutOfOrderMs)),
+          idleTimeoutMs: Math.max(0, ...ups.map((x) => x.idleTimeoutMs)),
+          downstream: [{ node: s.name, input: DEFAULT_INPUT }],
+        },
+      ],
+      nodes: [
+        {
+          name: s.name,
+          type: `sink:${s.type}`,
+          config: {},
+          compiled: s.deliver.compiled,
+          inputs: [{ name: DEFAULT_INPUT, schema: s.schema, from: s.from }],
+          outputs: [],
+          stores: (s.deliver.compiled.stores ?? []).map((d) => {
+            const topic = changelogTopicName(t.name, s.name, d.name);
+            internalTopics.push({ name: topic, kind: 'changelog', partitions: upstream.partitions, configs: { 'cleanup.policy': 'compact' } });
+            owners.set(topic, s.at);
+            return { ...d, changelogTopic: topic };
+          }),
+          tables: [],
+        },
+      ],
+      sinks: [],
+    };
+    subs.push(delivery);
+    internalTopics.push({ name: s.topic, kind: 'outbox', partitions: upstream.partitions, configs: { ...REPARTITION_TOPIC_CONFIGS } });
+    owners.set(s.topic, s.at);
+  }
+
   // Internal topic names must be valid and must not collide with the file's topics.
-  const userTopics = new Set([...t.sources.map((s) => s.topic), ...t.sinks.map((s) => s.topic), t.deadLetterTopic]);
+  const userTopics = new Set([...t.sources.map((s) => s.topic), ...t.sinks.filter((s) => s.deliver === undefined).map((s) => s.topic), t.deadLetterTopic]);
   const seen = new Set<string>();
   for (const it of internalTopics) {
     const owner =
-      it.kind === 'changelog' ? changelogs.find((c) => c.topic === it.name)!.at : nodes.get(targetName(repartitionEdges.find((e) => e.repartition!.topic === it.name)!.to))!.at;
+      owners.get(it.name) ??
+      (it.kind === 'changelog' ? changelogs.find((c) => c.topic === it.name)!.at : nodes.get(targetName(repartitionEdges.find((e) => e.repartition!.topic === it.name)!.to))!.at);
     if (it.name.length > MAX_TOPIC_LENGTH) diag(owner, 'TOPIC_NAME', `internal topic name '${it.name}' is longer than ${MAX_TOPIC_LENGTH} characters: shorten the topology or operator name`);
     if (userTopics.has(it.name)) diag(owner, 'TOPIC_NAME', `internal topic '${it.name}' is also a topic of the file`);
     if (seen.has(it.name)) diag(owner, 'TOPIC_NAME', `internal topic '${it.name}' is generated twice`);
@@ -333,7 +380,8 @@ function planSink(s: SinkDef): PlanSink {
     schemaName: s.schemaName,
     schema: s.schema,
     ...(s.keyField !== undefined ? { keyField: s.keyField } : {}),
-    internal: false,
+    // An outbox topic is read by the topology itself, as a repartition topic is.
+    internal: s.deliver !== undefined,
   };
 }
 
@@ -349,6 +397,7 @@ export function describePlan(plan: Plan): string {
   const lines: string[] = [];
   const t = plan.topology;
   const targets = (ts: Target[]) => ts.map((x) => describeTarget(plan, x)).join(', ') || '(nothing)';
+  const kinds = new Map(plan.internalTopics.map((it) => [it.name, it.kind]));
   lines.push(`topology ${t.name} (${t.guarantee}, commit every ${t.commitIntervalMs} ms, dead letters -> ${t.deadLetterTopic})`);
   for (const st of plan.subtopologies) {
     lines.push(`sub-topology ${st.id} (${st.partitions} partition${st.partitions === 1 ? '' : 's'})`);
@@ -365,7 +414,7 @@ export function describePlan(plan: Plan): string {
     }
     for (const s of st.sinks) {
       const key = s.keyFields !== undefined ? ` key: ${s.keyFields.join(', ')}` : s.keyField !== undefined ? ` key: ${s.keyField}` : '';
-      lines.push(`  ${s.internal ? 'repartition' : 'sink'} ${s.name === s.topic ? s.topic : `${s.name} -> ${s.topic}`} [${s.schemaName}]${key}`);
+      lines.push(`  ${s.internal ? (kinds.get(s.topic) ?? 'repartition') : 'sink'} ${s.name === s.topic ? s.topic : `${s.name} -> ${s.topic}`} [${s.schemaName}]${key}`);
     }
   }
   if (plan.globalTables.length > 0) {

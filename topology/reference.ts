@@ -6,9 +6,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { OperatorDefinition } from '../kernel/operator.ts';
+import type { SinkDefinition } from '../kernel/sink.ts';
 import { diagnosticCodes } from '../kernel/diagnostics.ts';
 import { expressionFunctions } from '../kernel/expr.ts';
-import { operatorEntrySpec, sinkSpec, sourceSpec, topologyFileSpec } from './loader.ts';
+import { operatorEntrySpec, sinkEntrySpec, sourceSpec, topologyFileSpec } from './loader.ts';
 import { specTable, specToJsonSchema, specToMarkdown } from './spec-docs.ts';
 import type { JsonSchema } from './spec-docs.ts';
 
@@ -49,7 +50,7 @@ function operatorIndex(defs: readonly OperatorDefinition<any>[]): string {
 }
 
 /** The full text of REFERENCE.md. */
-export function renderReference(defs: readonly OperatorDefinition<any>[]): string {
+export function renderReference(defs: readonly OperatorDefinition<any>[], sinks: readonly SinkDefinition<any>[]): string {
   const demo = readFileSync(DEMO_PATH, 'utf8').trimEnd();
   const out: string[] = [];
   out.push(
@@ -106,8 +107,11 @@ export function renderReference(defs: readonly OperatorDefinition<any>[]): strin
     '',
     '## Sinks',
     '',
-    specTable(sinkSpec),
+    'Every sink entry takes these fields, plus those of its type:',
     '',
+    specTable(sinkEntrySpec),
+    '',
+    ...sinks.flatMap((d) => [`### Sink type \`${d.type}\``, '', d.summary, '', ...(d.description !== undefined ? [d.description.trim(), ''] : []), specTable(d.config), '']),
     '## Operators',
     '',
     'Every operator entry takes these fields, plus those of its type:',
@@ -161,12 +165,17 @@ export function renderReference(defs: readonly OperatorDefinition<any>[]): strin
 }
 
 /** JSON Schema of topology files (for editors, e.g. yaml-language-server's `# yaml-language-server: $schema=`). */
-export function topologyJsonSchema(defs: readonly OperatorDefinition<any>[]): JsonSchema {
+export function topologyJsonSchema(defs: readonly OperatorDefinition<any>[], sinks: readonly SinkDefinition<any>[]): JsonSchema {
   const top = specToJsonSchema(topologyFileSpec);
   const props = top.properties as Record<string, JsonSchema>;
   props.version = { ...props.version, const: 1 };
   props.sources = { ...props.sources, anyOf: undefined, type: 'array', items: specToJsonSchema(sourceSpec) };
-  props.sinks = { ...props.sinks, anyOf: undefined, type: 'array', items: specToJsonSchema(sinkSpec) };
+  const sinkVariants = sinks.map((d) => {
+    const s = specToJsonSchema(d.config, specToJsonSchema(sinkEntrySpec).properties as Record<string, JsonSchema>);
+    (s.properties as Record<string, JsonSchema>).type = { enum: [d.type], description: d.summary, ...(d.type === 'kafka' ? { default: 'kafka' } : {}) };
+    return s;
+  });
+  props.sinks = { ...props.sinks, anyOf: undefined, type: 'array', items: { oneOf: sinkVariants } };
   const variants = defs.map((d) => {
     const s = specToJsonSchema(d.config, specToJsonSchema(operatorEntrySpec).properties as Record<string, JsonSchema>);
     (s.properties as Record<string, JsonSchema>).type = { enum: [d.type, ...(d.aliases ?? [])], description: d.summary };

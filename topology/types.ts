@@ -68,12 +68,17 @@ export interface NodeDef {
 export interface SinkDef {
   name: string;
   from: Ref;
+  /** The sink type (`kafka`, or a type that delivers outside Kafka). */
+  type: string;
+  /** The topic written: the file's (kafka), or the sink's internal outbox topic (deliver). */
   topic: string;
   schemaName: string;
   schema: RecordSchema;
   /** Field (dotted path) of the output record used as the Kafka key; absent = keep the record key. */
   keyField?: string;
   partitions: number;
+  /** Sinks outside Kafka: the operator that delivers the outbox topic's records. */
+  deliver?: { compiled: CompiledOperator; description: string };
   at: Position;
 }
 
@@ -105,7 +110,8 @@ export function outputOf(t: Topology, r: Ref): { schema: RecordSchema; keyFields
 
 export interface InternalTopic {
   name: string;
-  kind: 'repartition' | 'changelog';
+  /** repartition and outbox topics are read by the topology itself and purged once committed. */
+  kind: 'repartition' | 'changelog' | 'outbox';
   partitions: number;
   /** Topic configs, e.g. { 'cleanup.policy': 'compact' } for changelogs. */
   configs: Record<string, string>;
@@ -151,8 +157,8 @@ export interface PlanTable {
 
 export interface PlanNode {
   name: string;
+  /** The operator's type (or `sink:<type>` for a sink's delivery operator). */
   type: string;
-  def: OperatorDefinition<any>;
   config: Record<string, unknown>;
   compiled: CompiledOperator;
   /** Input names in order, and the upstreams (node names; sources feed through `sources`). */

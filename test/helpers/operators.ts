@@ -54,7 +54,6 @@ export function singleOperatorPlan<C>(def: OperatorDefinition<C>, raw: Record<st
   const node: PlanNode = {
     name,
     type: def.type,
-    def: def as OperatorDefinition<any>,
     config: c.config as unknown as Record<string, unknown>,
     compiled: c,
     inputs: [{ name: DEFAULT_INPUT, schema, from: { name: 'in' } }],

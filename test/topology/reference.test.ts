@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { operatorDefinitions, operatorRegistry } from '../../operators/registry.ts';
+import { sinkDefinitions } from '../../connectors/sinks.ts';
 import { parseTopology } from '../../topology/loader.ts';
 import { planTopology } from '../../topology/plan.ts';
 import { TopologyError } from '../../kernel/diagnostics.ts';
@@ -9,14 +10,14 @@ import { REFERENCE_PATH, renderReference, topologyJsonSchema } from '../../topol
 describe('topology/REFERENCE.md', () => {
   it('is up to date with the specs (regenerate with: npm run docs)', () => {
     const committed = readFileSync(REFERENCE_PATH, 'utf8');
-    const fresh = renderReference(operatorDefinitions);
+    const fresh = renderReference(operatorDefinitions, sinkDefinitions);
     if (committed !== fresh) {
       throw new Error('topology/REFERENCE.md is stale: run `npm run docs` and commit the result');
     }
   });
 
   it('documents every operator, function and diagnostic code', () => {
-    const md = renderReference(operatorDefinitions);
+    const md = renderReference(operatorDefinitions, sinkDefinitions);
     for (const d of operatorDefinitions) expect(md).toContain(`### \`${d.type}\``);
     expect(md).toContain('`matches(s: string, pattern: "literal" [, flags: "literal"]) -> boolean`');
     expect(md).toContain('| `YAML_TAG` |');
@@ -41,7 +42,7 @@ describe('operator examples', () => {
 
 describe('JSON Schema of topology files', () => {
   it('derives from the same specs', () => {
-    const s = topologyJsonSchema(operatorDefinitions);
+    const s = topologyJsonSchema(operatorDefinitions, sinkDefinitions);
     expect(s.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
     expect(s.required).toEqual(['version', 'name', 'sources']);
     const props = s.properties as Record<string, Record<string, any>>;
