@@ -1,13 +1,15 @@
 // Synthetic telemetry: the demo's producer and the benchmarks' load generator. Deterministic for
 // a seed, so tests and benchmark runs can compute the expected results of what they sent.
 
-export type TelemetryKind = 'metric' | 'log' | 'event' | 'snapshot';
+/** entity: inventory rows (a table), one per key in turn. */
+export type TelemetryKind = 'metric' | 'log' | 'event' | 'snapshot' | 'entity';
 
 export const SCHEMA_OF_KIND: Record<TelemetryKind, string> = {
   metric: 'vigil.telemetry.MetricSample',
   log: 'vigil.telemetry.LogLine',
   event: 'vigil.telemetry.Event',
   snapshot: 'vigil.telemetry.StateSnapshot',
+  entity: 'vigil.inventory.Entity',
 };
 
 export interface GeneratorOptions {
@@ -83,7 +85,7 @@ export class TelemetryGenerator {
   next(): GeneratedRecord {
     const i = this.n++;
     const r = this.rnd;
-    const key = this.keys[Math.floor(r() * this.keys.length)]!;
+    const key = this.o.kind === 'entity' ? this.keys[i % this.keys.length]! : this.keys[Math.floor(r() * this.keys.length)]!;
     let ts = this.o.stepMs > 0 ? this.o.startTime + i * this.o.stepMs : Date.now();
     if (this.o.outOfOrderFraction > 0 && r() < this.o.outOfOrderFraction) ts -= Math.floor(r() * this.o.maxOutOfOrderMs);
     const anomaly = r() < this.o.anomalyFraction;
@@ -107,6 +109,14 @@ export class TelemetryGenerator {
         const type = anomaly ? 'auth.failed' : r() < 0.5 ? 'deploy.finished' : 'job.completed';
         const severity = anomaly ? 'ERROR' : 'INFO';
         return { key, anomaly, value: { timestamp: ts, type, source: 'generator', entity: key, severity, attributes: tags } };
+      }
+      case 'entity': {
+        const service = SERVICES[i % SERVICES.length]!;
+        return {
+          key,
+          anomaly: false,
+          value: { entity: key, kind: 'host', service, team: `team-${service}`, tier: `tier-${1 + (i % 3)}`, region: tags.region, depends_on: [], labels: tags },
+        };
       }
       case 'snapshot': {
         const status = anomaly ? 'DOWN' : r() < 0.05 ? 'DEGRADED' : 'OK';

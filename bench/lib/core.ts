@@ -125,6 +125,10 @@ export class CoreHarness {
 
   private processOne(task: Task, source: PlanSource, key: string | null, buf: Buffer, kafkaTs: number): void {
     const value = this.serde.decode(buf, source.schemaName).value;
+    if (source.kind === 'table') {
+      task.applyTable(source.topic, key ?? '', value, this.ref);
+      return;
+    }
     const record: StreamRecord = { key, value, timestamp: task.eventTime(source, value, kafkaTs) };
     task.process(source.topic, record, this.ref);
     if (task.pending.length > 0) throw new Error('the core benchmark drives synchronous operators only');

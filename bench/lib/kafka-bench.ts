@@ -48,8 +48,10 @@ export interface TargetInput {
   topic: string;
   partitions: number;
   schemaName: string;
-  /** Share of the records this input gets. */
+  /** Share of the records this input gets (0: none in the live phase). */
   share: number;
+  /** A fixed number of records per backlog instead of a share (a table's rows: one per key). */
+  fixed?: number;
 }
 
 /** What to run: the inputs it reads, the outputs to time, its group, and the child to start. */
@@ -148,7 +150,8 @@ export async function prepareLoads(env: KafkaEnv, target: KafkaTarget, s: LoadSe
     if (!schema) throw new Error(`schema ${input.schemaName} is not in the catalog`);
     const id = await env.serde.register(`${input.topic}-value`, schema);
     const { windowMs: _w, batchSize: _b, ...common } = s;
-    const spec: LoadSpec = { ...common, kind: kindOfSchema(input.schemaName), records: Math.max(1, Math.round(s.records * input.share)), seed: s.seed + i };
+    const records = input.fixed ?? Math.max(1, Math.round(s.records * input.share));
+    const spec: LoadSpec = { ...common, kind: kindOfSchema(input.schemaName), records, seed: s.seed + i };
     loads.push(generateLoad(spec, (v) => env.serde.encode(id, v)));
   }
   return loads;
@@ -304,7 +307,7 @@ export async function runKafkaTarget(
       const before = [...sentBy];
       await Promise.all(
         loads.map((load, i) =>
-          produceLoad({
+          target.inputs[i]!.share === 0 ? undefined : produceLoad({
             producer: env.producer,
             topic: target.inputs[i]!.topic,
             load,

@@ -131,13 +131,14 @@ function runIdNow(mode: string): string {
   return `${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}-${mode}`;
 }
 
-function engineTarget(label: string, plan: Plan, file: string, prefix: string, env: KafkaEnv): KafkaTarget {
-  const sources = plan.topology.sources;
-  // The monitor's two inputs: two thirds metrics, one third logs.
-  const shares = sources.map((s) => (sources.length === 1 ? 1 : s.schemaName.endsWith('MetricSample') ? 2 / 3 : 1 / 3 / (sources.length - 1)));
+function engineTarget(label: string, plan: Plan, file: string, prefix: string, env: KafkaEnv, keys: number): KafkaTarget {
+  const streams = plan.topology.sources.filter((s) => !s.table);
+  // Two inputs (the monitor, correlate): two thirds metrics, one third logs. A table gets one row
+  // per key in each backlog, and nothing in the live phase.
+  const shareOf = (schemaName: string) => (streams.length === 1 ? 1 : schemaName.endsWith('MetricSample') ? 2 / 3 : 1 / 3 / (streams.length - 1));
   return {
     label,
-    inputs: sources.map((s, i) => ({ topic: s.topic, partitions: s.partitions, schemaName: s.schemaName, share: shares[i]! })),
+    inputs: plan.topology.sources.map((s) => ({ topic: s.topic, partitions: s.partitions, schemaName: s.schemaName, ...(s.table ? { share: 0, fixed: keys } : { share: shareOf(s.schemaName) }) })),
     outputs: [...new Set(plan.topology.sinks.map((s) => s.topic))],
     group: plan.topology.name,
     child: { mode: 'engine', file, prefix, brokers: env.brokers, registryUrl: env.registryUrl, verbose: env.verbose },
@@ -193,6 +194,8 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
   };
   const metrics = await coreLoad(serde, catalog.get('vigil.telemetry.MetricSample')!, 'core.metrics-value', { ...spec, kind: 'metric' });
   const logs = await coreLoad(serde, catalog.get('vigil.telemetry.LogLine')!, 'core.logs-value', { ...spec, kind: 'log', records: Math.round(o.coreRecords / 2), seed: o.seed + 1 });
+  const entities = await coreLoad(serde, catalog.get('vigil.inventory.Entity')!, 'core.entities-value', { ...spec, kind: 'entity', records: o.keys, seed: o.seed + 2 });
+  const loadOf = (schemaName: string) => (schemaName.endsWith('LogLine') ? logs : schemaName.endsWith('Entity') ? entities : metrics);
   const metricsInput = (topic: string) => [{ topic, load: metrics }];
 
   log('[bench] core: Avro decode and encode');
@@ -215,7 +218,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
   for (const name of WORKLOADS) {
     log(`[bench] core: workload ${name}`);
     const plan = loadBenchPlan(WORKLOAD_FILES[name]);
-    const inputs = plan.topology.sources.map((s) => ({ topic: s.topic, load: s.schemaName.endsWith('LogLine') ? logs : metrics }));
+    const inputs = plan.topology.sources.map((s) => ({ topic: s.topic, load: loadOf(s.schemaName) }));
     const m = await measurePlan(plan, serde, inputs, { repeat, batch });
     workloads.push({ name, nsPerRecord: m.nsPerRecord, recordsPerSec: m.recordsPerSec, outputsPerRecord: m.outputsPerRecord, changelogPerRecord: m.changelogPerRecord });
   }
@@ -384,7 +387,7 @@ export async function runBench(o: BenchOptions): Promise<{ result: BenchResult; 
       phase(`workload: ${name}`);
       const p = `${prefix}-${name}`;
       const plan = loadBenchPlan(WORKLOAD_FILES[name], p);
-      const target = engineTarget(name, plan, WORKLOAD_FILES[name], p, env);
+      const target = engineTarget(name, plan, WORKLOAD_FILES[name], p, env, o.keys);
       try {
         const r = await runKafkaTarget(env, target, load, latency, { keys: o.keys, drain, matchedPipe: true });
         const matchedPipe = r.matchedPipe!;
@@ -410,7 +413,7 @@ export async function runBench(o: BenchOptions): Promise<{ result: BenchResult; 
         const p = `${prefix}-wk${keys}`;
         const plan = loadBenchPlan(WORKLOAD_FILES.window, p);
         try {
-          const r = await runKafkaTarget(env, engineTarget(`window ${keys} series`, plan, WORKLOAD_FILES.window, p, env), settings(Math.max(o.records, 2 * keys), keys), { ...latency, seconds: 5 }, { keys, drain });
+          const r = await runKafkaTarget(env, engineTarget(`window ${keys} series`, plan, WORKLOAD_FILES.window, p, env, keys), settings(Math.max(o.records, 2 * keys), keys), { ...latency, seconds: 5 }, { keys, drain });
           scaling.kafkaKeys.push({ keys, result: r });
         } catch (err) {
           // A point the engine cannot finish is a finding, not the end of the run.
@@ -427,7 +430,7 @@ export async function runBench(o: BenchOptions): Promise<{ result: BenchResult; 
         const p = `${prefix}-ops${k}`;
         const plan = loadBenchPlan(file, p);
         try {
-          const r = await runKafkaTarget(env, engineTarget(`chain of ${k}`, plan, file, p, env), load, { ...latency, seconds: 5 }, { keys: o.keys, drain, matchedPipe: true });
+          const r = await runKafkaTarget(env, engineTarget(`chain of ${k}`, plan, file, p, env, o.keys), load, { ...latency, seconds: 5 }, { keys: o.keys, drain, matchedPipe: true });
           scaling.kafkaOperators.push({ operators: k, result: r });
         } catch (err) {
           log(`[bench] chain of ${k} operators failed: ${(err as Error).message}`);
@@ -446,7 +449,7 @@ export async function runBench(o: BenchOptions): Promise<{ result: BenchResult; 
         // As large a backlog as the measured run drained, so the profile covers seconds of work.
         const measured = workloads.find((w) => w.name === name)?.records ?? o.records;
         try {
-          await runKafkaTarget(env, engineTarget(`${name} (profiled)`, plan, WORKLOAD_FILES[name], p, env), settings(Math.max(o.records, measured), o.keys), { ...latency, seconds: 2 }, { keys: o.keys, drain, profileFile: file });
+          await runKafkaTarget(env, engineTarget(`${name} (profiled)`, plan, WORKLOAD_FILES[name], p, env, o.keys), settings(Math.max(o.records, measured), o.keys), { ...latency, seconds: 2 }, { keys: o.keys, drain, profileFile: file });
           profiles.push({ workload: name, file: relative(REPO_ROOT, file), summary: await summarizeProfileFile(file, 40) });
         } catch (err) {
           log(`[bench] profile of ${name} failed: ${(err as Error).message}`);

@@ -7,8 +7,8 @@ import { operatorRegistry } from '../../operators/registry.ts';
 import { planTopology } from '../../topology/plan.ts';
 import type { Plan, Topology } from '../../topology/types.ts';
 
-export type WorkloadName = 'passthrough' | 'window' | 'monitor';
-export const WORKLOADS: readonly WorkloadName[] = ['passthrough', 'window', 'monitor'];
+export type WorkloadName = 'passthrough' | 'window' | 'monitor' | 'enrich' | 'correlate';
+export const WORKLOADS: readonly WorkloadName[] = ['passthrough', 'window', 'monitor', 'enrich', 'correlate'];
 
 export const TOPOLOGY_DIR = fileURLToPath(new URL('../topologies/', import.meta.url));
 
@@ -17,6 +17,8 @@ export const WORKLOAD_FILES: Record<WorkloadName, string> = {
   passthrough: fileURLToPath(new URL('../topologies/passthrough.yaml', import.meta.url)),
   window: fileURLToPath(new URL('../topologies/window.yaml', import.meta.url)),
   monitor: fileURLToPath(new URL('../../topology/examples/demo.yaml', import.meta.url)),
+  enrich: fileURLToPath(new URL('../topologies/enrich.yaml', import.meta.url)),
+  correlate: fileURLToPath(new URL('../topologies/correlate.yaml', import.meta.url)),
 };
 
 /** Prefixes the topology's name (its group id and internal topics) and every topic it names. */
