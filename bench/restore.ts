@@ -2,7 +2,7 @@
 // instance takes from start to ready (/health 200) with that much state to restore.
 //
 // It fills the changelog of a one-partition `aggregate` store with N distinct keys (one window
-// each, values shaped like the operator's state), then starts a Runner on the topology and times
+// each, values encoded as the operator's state is), then starts a Runner on the topology and times
 // start -> ready. Run: `npx tsx bench/restore.ts [--keys 1000000]` (KAFKA_BROKERS, or a local
 // broker is started for the run).
 import { parseArgs } from 'node:util';
@@ -15,7 +15,7 @@ import { parseTopology } from '../topology/loader.ts';
 import { operatorRegistry } from '../operators/registry.ts';
 import { planTopology } from '../topology/plan.ts';
 import { Runner } from '../runtime/runner.ts';
-import { windowChangelogKey } from '../runtime/stores.ts';
+import { avroCodec, windowChangelogKey } from '../runtime/stores.ts';
 
 export interface RestoreResult {
   keys: number;
@@ -55,6 +55,8 @@ sinks:
 `;
   const plan = planTopology(parseTopology(yaml, 'restore-bench.yaml', { operators: operatorRegistry }));
   const store = plan.subtopologies[0]!.nodes[0]!.stores[0]!;
+  // Values as the store writes them: the aggregate's states in Avro.
+  const codec = avroCodec<unknown[]>(store.value, store.codec);
   const client = new KafkaClient({ brokers: opts.brokers, clientId: 'vigil-restore-bench' });
   const admin = client.admin();
   await admin.createTopics([{ topic: store.changelogTopic, partitions: 1, configs: { 'cleanup.policy': 'compact' } }]);
@@ -67,7 +69,7 @@ sinks:
     const records: OutRecord[] = [];
     for (let k = i; k < Math.min(opts.keys, i + batch); k++) {
       const key = windowChangelogKey(`host-${k}`, 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000));
-      const value = Buffer.from(JSON.stringify([k % 97, (k % 97) * 41.5]));
+      const value = codec.encode([k % 97, (k % 97) * 41.5]);
       bytes += key.length + value.length;
       records.push({ topic: store.changelogTopic, partition: 0, key, value });
     }

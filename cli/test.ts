@@ -4,11 +4,11 @@ import type { Command } from 'commander';
 import { operatorRegistry } from '../operators/registry.ts';
 import { runTopologyTestFile } from '../runtime/topology-tests.ts';
 
-export function runTestFiles(files: string[], out: (line: string) => void): number {
+export async function runTestFiles(files: string[], out: (line: string) => void): Promise<number> {
   let failed = 0;
   let passed = 0;
   for (const file of files)
-    for (const r of runTopologyTestFile(file, { operators: operatorRegistry })) {
+    for (const r of await runTopologyTestFile(file, { operators: operatorRegistry })) {
       if (r.ok) {
         passed++;
         out(`ok   ${file} > ${r.name}`);
@@ -26,8 +26,8 @@ export function registerTest(program: Command): void {
     .command('test')
     .description('run topology test files (*.test.yaml): records in, expected records out, in-process')
     .argument('<file...>', 'topology test files')
-    .action((files: string[]) => {
-      const code = runTestFiles(files, (l) => process.stdout.write(`${l}\n`));
+    .action(async (files: string[]) => {
+      const code = await runTestFiles(files, (l) => process.stdout.write(`${l}\n`));
       if (code !== 0) process.exitCode = code;
     });
 }

@@ -124,9 +124,7 @@ export class HttpLookup {
     try {
       res = await fetch(url, { headers: { accept: 'application/json', ...this.o.headers }, signal: AbortSignal.timeout(this.o.timeoutMs), redirect: 'error' });
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string } };
-      const why = e.name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms` : (e.cause?.code ?? e.message);
-      throw new Retryable(why);
+      throw new Retryable((err as Error).name === 'TimeoutError' ? `no answer within ${this.o.timeoutMs} ms` : networkCause(err));
     }
     if (res.status === 404) {
       await res.body?.cancel();
@@ -156,6 +154,12 @@ export class HttpLookup {
 }
 
 class BodyTooLarge extends Error {}
+
+/** The system error under fetch's "fetch failed" (ECONNREFUSED, ENOTFOUND, ...), else its message. */
+function networkCause(err: unknown): string {
+  const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
+  return cause?.code ?? cause?.errors?.find((e) => e.code !== undefined)?.code ?? cause?.message ?? (err as Error).message;
+}
 
 /** The response body as text, refusing more than `max` bytes without reading them all. */
 async function readBounded(res: Response, max: number): Promise<string> {

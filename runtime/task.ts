@@ -362,14 +362,9 @@ export class Task {
       } else if (k.startsWith('u\u0000')) {
         const [, topic, upstream] = k.split('\u0000');
         this.inputs.get(topic!)?.upstream?.tasks.set(upstream!, { wm: v, seen: now });
-      } else if (k.startsWith('o\u0000')) {
-        const node = this.nodes.get(k.slice(2));
-        if (node) node.outputWm = v;
       }
     }
     this.watermark = this.computeWatermark();
-    // Input watermarks follow from the restored output watermarks; timers due at them already fired.
-    for (const n of this.order) n.inputWm = this.inputWatermark(n);
     for (const n of this.order) {
       try {
         n.instance.open?.(n);
@@ -377,6 +372,9 @@ export class Task {
         throw new Error(`operator '${n.name}' failed to open: ${(err as Error).message}`);
       }
     }
+    // Operators' watermarks follow from the task's (they are not stored): the timers due at them
+    // fired before the state was committed, and what an operator holds back it derives again.
+    for (const n of this.order) this.propagate(n, true);
   }
 
   /** Event time of a record from a source: the declared field, else the Kafka timestamp. */
@@ -519,10 +517,7 @@ export class Task {
       }
     }
     if (moved) for (const s of n.stores.values()) s.store.expire(n.inputWm);
-    if (out > n.outputWm) {
-      n.outputWm = out;
-      this.meta.put(`o\u0000${n.name}`, out);
-    }
+    if (out > n.outputWm) n.outputWm = out;
   }
 
   /** Fires wall-clock timers due at `now`, operator by operator. */

@@ -90,20 +90,46 @@ function timestampOf(v: unknown, where: string): number | undefined {
   throw new TestFileError(`${where}: timestamp must be epoch milliseconds or an ISO 8601 date, got ${JSON.stringify(v)}`);
 }
 
+/** One test file, read and planned: its cases' names, and a way to run each. */
+export interface TopologyTestFile {
+  file: string;
+  /** Set when the file cannot be read, parsed or planned: the one failed result. */
+  broken?: TopologyTestResult;
+  names: string[];
+  run(index: number): Promise<TopologyTestResult>;
+}
+
 /** Reads and runs one test file; a file that cannot be read or planned gives one failed result. */
-export function runTopologyTestFile(file: string, opts: TopologyTestOptions): TopologyTestResult[] {
+export async function runTopologyTestFile(file: string, opts: TopologyTestOptions): Promise<TopologyTestResult[]> {
+  const f = readTopologyTestFile(file, opts);
+  if (f.broken !== undefined) return [f.broken];
+  const out: TopologyTestResult[] = [];
+  for (let i = 0; i < f.names.length; i++) out.push(await f.run(i));
+  return out;
+}
+
+/** Reads and plans a test file without running it. */
+export function readTopologyTestFile(file: string, opts: TopologyTestOptions): TopologyTestFile {
+  const broken = (r: TopologyTestResult): TopologyTestFile => ({ file, broken: r, names: [], run: async () => r });
+  const parsed = parseTestFile(file, opts);
+  if (!('plan' in parsed)) return broken(parsed);
+  const { plan, cases } = parsed;
+  return { file, names: cases.map((c) => c.name), run: (i) => runCase(plan, cases[i]!, file) };
+}
+
+function parseTestFile(file: string, opts: TopologyTestOptions): TopologyTestResult | { plan: Plan; cases: TestCase[] } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    return [{ file, name: '(file)', ok: false, failure: `${file}: cannot read: ${(e as Error).message}` }];
+    return { file, name: '(file)', ok: false, failure: `${file}: cannot read: ${(e as Error).message}` };
   }
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, version: '1.2', uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
     const { line, col } = lc.linePos(e.pos[0]);
-    return [{ file, name: '(file)', ok: false, failure: `${file}:${line}:${col}: ${e.message.split('\n')[0]}` }];
+    return { file, name: '(file)', ok: false, failure: `${file}:${line}:${col}: ${e.message.split('\n')[0]}` };
   }
   const lineOf = (path: (string | number)[]): number => {
     const node = doc.getIn(path, true) as { range?: [number, number] } | undefined;
@@ -122,11 +148,11 @@ export function runTopologyTestFile(file: string, opts: TopologyTestOptions): To
     if (!Array.isArray(root.tests) || root.tests.length === 0) throw new TestFileError(`${file}:${lineOf(['tests'])}: 'tests' must list at least one test`);
     cases = root.tests.map((t, i) => parseCase(t, i, file, lineOf));
   } catch (e) {
-    if (e instanceof TopologyError) return [{ file, name: '(topology)', ok: false, failure: e.format() }];
-    if (e instanceof TestFileError) return [{ file, name: '(file)', ok: false, failure: e.message }];
+    if (e instanceof TopologyError) return { file, name: '(topology)', ok: false, failure: e.format() };
+    if (e instanceof TestFileError) return { file, name: '(file)', ok: false, failure: e.message };
     throw e;
   }
-  return cases.map((c) => runCase(plan, c, file));
+  return { plan, cases };
 }
 
 /**
@@ -228,7 +254,7 @@ function matches(actual: StreamRecord, expected: ExpectedRecord): boolean {
 
 const show = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
 
-function runCase(plan: Plan, c: TestCase, file: string): TopologyTestResult {
+async function runCase(plan: Plan, c: TestCase, file: string): Promise<TopologyTestResult> {
   const driver = new TestDriver(plan);
   const seen = new Map<string, number>();
   let deadSeen = 0;
@@ -238,9 +264,9 @@ function runCase(plan: Plan, c: TestCase, file: string): TopologyTestResult {
       if (step.kind === 'input') {
         for (const r of step.records) {
           try {
-            driver.pipe(step.input, r.value, { key: r.key, timestamp: r.timestamp, headers: r.headers });
+            // Deferred work (HTTP lookups) settles before the next record, as after each batch.
+            await driver.pipeAsync(step.input, r.value, { key: r.key, timestamp: r.timestamp, headers: r.headers });
           } catch (e) {
-            if (/use pipeAsync/.test((e as Error).message)) return fail(step.line, 'this topology defers work (HTTP lookups): topology test files run synchronous operators only');
             return fail(step.line, (e as Error).message);
           }
         }

@@ -34,7 +34,7 @@ topology:
 const sample = (t: number, host: string, value: number) => `{ timestamp: ${t}, name: cpu, host: ${host}, value: ${value}, unit: null, tags: {} }`;
 
 describe('topology test files', () => {
-  it('pass when every expectation holds, checking operator outputs, sinks, restarts and dead letters', () => {
+  it('pass when every expectation holds, checking operator outputs, sinks, restarts and dead letters', async () => {
     const f = write(
       'pass.test.yaml',
       `${topology}
@@ -62,10 +62,10 @@ tests:
           dead_letters: [{ reason: late, node: per-minute }]
 `,
     );
-    expect(run(f)).toEqual([{ file: f, name: 'windows per host', ok: true }]);
+    expect(await run(f)).toEqual([{ file: f, name: 'windows per host', ok: true }]);
   });
 
-  it('fail with the file, the line of the expectation, and expected against actual records', () => {
+  it('fail with the file, the line of the expectation, and expected against actual records', async () => {
     const f = write(
       'fail.test.yaml',
       `${topology}
@@ -79,22 +79,22 @@ tests:
           hot: [{ value: { value: 96 } }]
 `,
     );
-    const [r] = run(f);
+    const [r] = await run(f);
     expect(r!.ok).toBe(false);
     expect(r!.failure).toContain(`${f}:23: hot: expected 1 record(s), got 1`);
     expect(r!.failure).toContain('- expected #1: {"value":{"value":96}}');
     expect(r!.failure).toContain('+ actual   #1:');
     const lines: string[] = [];
-    expect(runTestFiles([f], (l) => lines.push(l))).toBe(1);
+    expect(await runTestFiles([f], (l) => lines.push(l))).toBe(1);
     expect(lines.at(-1)).toBe('0 passed, 1 failed');
   });
 
-  it('report broken files and topologies with their location', () => {
-    expect(run(write('yaml.test.yaml', 'tests: [\n'))[0]!.failure).toMatch(/yaml\.test\.yaml:2:1: /);
-    expect(run(write('no-tests.test.yaml', `${topology}\ntests: []\n`))[0]!.failure).toMatch(/no-tests\.test\.yaml:\d+: 'tests' must list at least one test/);
-    expect(run(write('bad-step.test.yaml', `${topology}\ntests:\n  - name: x\n    steps:\n      - { frobnicate: 1 }\n`))[0]!.failure).toMatch(/bad-step\.test\.yaml:20: unknown step/);
-    const badTopology = run(write('bad-topology.test.yaml', `${topology.replace('value > 90', 'valu > 90')}\ntests:\n  - name: x\n    steps: [{ advance: 1s }]\n`));
+  it('report broken files and topologies with their location', async () => {
+    expect((await run(write('yaml.test.yaml', 'tests: [\n')))[0]!.failure).toMatch(/yaml\.test\.yaml:2:1: /);
+    expect((await run(write('no-tests.test.yaml', `${topology}\ntests: []\n`)))[0]!.failure).toMatch(/no-tests\.test\.yaml:\d+: 'tests' must list at least one test/);
+    expect((await run(write('bad-step.test.yaml', `${topology}\ntests:\n  - name: x\n    steps:\n      - { frobnicate: 1 }\n`)))[0]!.failure).toMatch(/bad-step\.test\.yaml:20: unknown step/);
+    const badTopology = await run(write('bad-topology.test.yaml', `${topology.replace('value > 90', 'valu > 90')}\ntests:\n  - name: x\n    steps: [{ advance: 1s }]\n`));
     expect(badTopology[0]!.failure).toMatch(/bad-topology\.test\.yaml:\d+:\d+: unknown field 'valu'/);
-    expect(run(write('unknown-output.test.yaml', `${topology}\ntests:\n  - name: x\n    steps: [{ expect: { nope: [] } }]\n`))[0]!.failure).toMatch(/no sink or operator output 'nope' \(there are: out, hot, per-minute\)/);
+    expect((await run(write('unknown-output.test.yaml', `${topology}\ntests:\n  - name: x\n    steps: [{ expect: { nope: [] } }]\n`)))[0]!.failure).toMatch(/no sink or operator output 'nope' \(there are: out, hot, per-minute\)/);
   });
 });

@@ -5,7 +5,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { operatorRegistry } from '../../operators/registry.ts';
-import { runTopologyTestFile } from '../../runtime/topology-tests.ts';
+import { readTopologyTestFile } from '../../runtime/topology-tests.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SKIP = new Set(['node_modules', '.cache', '.git', '.vigil', 'bench']);
@@ -28,12 +28,20 @@ describe('topology test files', () => {
     expect(files.length).toBeGreaterThan(0);
   });
   for (const file of files) {
-    const results = runTopologyTestFile(file, { operators: operatorRegistry });
+    const f = readTopologyTestFile(file, { operators: operatorRegistry });
     describe(relative(ROOT, file), () => {
-      for (const r of results)
-        it(r.name, () => {
-          if (!r.ok) throw new Error(r.failure);
+      if (f.broken !== undefined) {
+        it(f.broken.name, () => {
+          throw new Error(f.broken!.failure);
         });
+        return;
+      }
+      f.names.forEach((name, i) =>
+        it(name, async () => {
+          const r = await f.run(i);
+          if (!r.ok) throw new Error(r.failure);
+        }),
+      );
     });
   }
 });
