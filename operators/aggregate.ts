@@ -27,6 +27,7 @@ import { suggestion } from '../kernel/diagnostics.ts';
 import { AGGREGATE_FNS, DEFAULT_ACCURACY, NUMERIC_FNS, addToStates, compileAggregations, initStates, mergeStates, statesCodec } from './lib/aggregations.ts';
 import type { AggregateFn, AggregationDef, CompiledAggregations } from './lib/aggregations.ts';
 import { describeWindow, fixedWindowStarts, isoOrRaw, maxFixedWindows } from './lib/windows.ts';
+import { badFieldName, isAvroName } from './lib/fields.ts';
 
 export const WINDOW_TYPES = ['tumbling', 'hopping', 'sliding', 'session'] as const;
 export type WindowType = (typeof WINDOW_TYPES)[number];
@@ -55,7 +56,6 @@ export interface AggregateConfig {
 export const WINDOW_START = 'window_start';
 export const WINDOW_END = 'window_end';
 
-const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const TIMESTAMP_MILLIS: Ty = { k: 'long', attrs: { logicalType: 'timestamp-millis' } };
 /** Store names (declared in stores(), used by the instance). */
 const WINDOWS_STORE = 'windows';
@@ -171,7 +171,7 @@ function buildPlan(config: AggregateConfig, input: RecordSchema, name: string): 
     }
     const parts = path.split('.');
     const name = parts[parts.length - 1]!;
-    if (!AVRO_NAME.test(name)) {
+    if (!isAvroName(name)) {
       issues.push({ path: ['group_by', i], code: 'INVALID_VALUE', message: `group field '${path}' would be output as '${name}', which is not a valid Avro field name` });
       return;
     }
@@ -220,8 +220,9 @@ function buildPlan(config: AggregateConfig, input: RecordSchema, name: string): 
   if (Object.keys(aggs).length === 0) issues.push({ path: ['aggregations'], code: 'MISSING_FIELD', message: 'aggregate needs at least one aggregation' });
   for (const [name, d] of Object.entries(aggs)) {
     const at = ['aggregations', name];
-    if (!AVRO_NAME.test(name)) {
-      issues.push({ path: at, at: 'key', code: 'INVALID_VALUE', message: `output field name '${name}' is not a valid Avro name (letters, digits and _, not starting with a digit)` });
+    const bad = badFieldName(name, at);
+    if (bad !== undefined) {
+      issues.push(bad);
       continue;
     }
     const clash = taken.get(name);

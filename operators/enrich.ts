@@ -7,8 +7,10 @@ import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
 import type { CompiledExpression } from '../kernel/expr.ts';
 import { describeTy, extendRecord, fits, isScalar, nonNull, nullable, recordTy, T_STRING, unify } from '../kernel/avro-types.ts';
-import type { RecordTy, Ty } from '../kernel/avro-types.ts';
+import type { RecordTy } from '../kernel/avro-types.ts';
 import { JsonShapeError, jsonAsAvro } from '../kernel/json-avro.ts';
+import { computedFields } from './lib/fields.ts';
+import type { ComputedField } from './lib/fields.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
 import { HttpLookup } from '../connectors/http-lookup.ts';
 import type { HttpLookupOptions, LookupResult } from '../connectors/http-lookup.ts';
@@ -30,8 +32,6 @@ export interface EnrichConfig {
   cache: { ttl: number; negative_ttl: number; max_entries: number };
   circuit_breaker: { error_percentage: number; min_requests: number; reset: number };
 }
-
-const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 type Ev = (v: Record<string, unknown>) => unknown;
 
@@ -210,15 +210,9 @@ operators:
     const template = parseTemplate(config.url, input.schema, issues);
     const responseTy = recordTy(responseSchema);
     const view = extendRecord('vigil.enrich.View', input.schema, [{ name: config.as, ty: nullable(responseTy) }]);
-    const added: Array<{ name: string; ty: Ty; ev: Ev; def?: Ev }> = [];
-    for (const [name, src] of Object.entries(config.fields)) {
-      if (!AVRO_NAME.test(name)) issues.push({ path: ['fields', name], at: 'key', message: `output field name '${name}' is not a valid Avro name (letters, digits and _, not starting with a digit)` });
-      else if (inTy.byName.has(name)) issues.push({ path: ['fields', name], at: 'key', message: `the input already has a field '${name}': choose another name` });
-      else {
-        const c = compileExpressionAt(src, view, ['fields', name], issues);
-        if (c !== undefined) added.push({ name, ty: c.ty, ev: c.evaluate });
-      }
-    }
+    const added: Array<ComputedField & { def?: Ev }> = computedFields(config.fields, view, issues, (name) =>
+      inTy.byName.has(name) ? `the input already has a field '${name}': choose another name` : undefined,
+    );
     const defaults = config.defaults ?? {};
     if (config.on_error === 'default')
       for (const f of added) {

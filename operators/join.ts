@@ -3,14 +3,14 @@
 // is emitted (left and outer joins) only once no partner can arrive any more, never spuriously.
 import type { BufferStore, ConfigIssue, OperatorContext, OperatorDefinition, OperatorInstance, RecordSchema, StreamRecord } from '../kernel/operator.ts';
 import { compiled, refused } from '../kernel/operator.ts';
-import { compileExpressionAt } from '../kernel/expr.ts';
 import { describeTy, isStringLike, nonNull, nullable, recordSchemaOf, recordTy, stripConsts } from '../kernel/avro-types.ts';
 import type { Ty } from '../kernel/avro-types.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
 import { checkFieldPath } from '../kernel/spec.ts';
-import type { AvroType } from '../kernel/schema.ts';
-import { isoOrRaw } from './lib/windows.ts';
+import type { AvroField } from '../kernel/schema.ts';
+import { computedFields, evaluateFields, heldRecordSchema, isLate } from './lib/fields.ts';
+import type { ComputedField, HeldRecord } from './lib/fields.ts';
 
 export interface JoinConfig {
   kind: 'inner' | 'left' | 'outer';
@@ -25,29 +25,9 @@ export interface JoinConfig {
 
 type Side = 'left' | 'right';
 
-/** A buffered record of one side: the record, and whether it found a partner. */
-interface Held {
-  /** The join key (the record's own key when its key fields are null). */
-  key: string | null;
-  value: Record<string, unknown>;
-  headers: Record<string, string> | null;
+/** A buffered record of one side (key: the join key, or the record's own when its key fields are null), and whether it found a partner. */
+interface Held extends HeldRecord {
   matched: boolean;
-}
-
-const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function heldSchema(name: string, input: RecordSchema): AvroType {
-  return {
-    type: 'record',
-    name,
-    namespace: 'vigil.state',
-    fields: [
-      { name: 'key', type: ['null', 'string'] },
-      { name: 'value', type: input as unknown as AvroType },
-      { name: 'headers', type: ['null', { type: 'map', values: 'string' }] },
-      { name: 'matched', type: 'boolean' },
-    ],
-  };
 }
 
 /** The join's view of both records: `left` and `right`, each null where a side is missing. */
@@ -193,17 +173,7 @@ operators:
         issues.push({ path: ['right_key', i], message: `key field '${r}' is ${describeTy(rt)} but '${f}' of the left is ${describeTy(lt)}: keys of both sides must compare equal as strings` });
     });
     const pair = pairTy(left.schema, right.schema, config.kind);
-    const outFields: Array<{ name: string; ty: Ty; ev: (v: Record<string, unknown>) => unknown }> = [];
-    if (config.fields !== undefined) {
-      for (const [name, src] of Object.entries(config.fields)) {
-        if (!AVRO_NAME.test(name)) {
-          issues.push({ path: ['fields', name], at: 'key', message: `output field name '${name}' is not a valid Avro name (letters, digits and _, not starting with a digit)` });
-          continue;
-        }
-        const c = compileExpressionAt(src, pair.schema, ['fields', name], issues);
-        if (c !== undefined) outFields.push({ name, ty: stripConsts(c.ty), ev: c.evaluate });
-      }
-    }
+    const outFields = computedFields(config.fields ?? {}, pair.schema, issues);
     if (issues.length > 0) return refused(issues);
     const out =
       config.fields === undefined
@@ -234,8 +204,8 @@ operators:
       ],
       partitionBy: { left: config.left_key, right: config.right_key },
       stores: [
-        { name: 'left', kind: 'buffer', value: heldSchema('JoinLeft', left.schema), retentionMs: after! + config.grace + 1 },
-        { name: 'right', kind: 'buffer', value: heldSchema('JoinRight', right.schema), retentionMs: before! + config.grace + 1 },
+        { name: 'left', kind: 'buffer', value: heldRecordSchema('JoinLeft', left.schema, MATCHED), retentionMs: after! + config.grace + 1 },
+        { name: 'right', kind: 'buffer', value: heldRecordSchema('JoinRight', right.schema, MATCHED), retentionMs: before! + config.grace + 1 },
       ],
       create: () => new JoinInstance(settings),
     });
@@ -263,8 +233,11 @@ interface Settings {
   grace: number;
   leftKey: string[][];
   rightKey: string[][];
-  project: Array<{ name: string; ev: (v: Record<string, unknown>) => unknown }> | undefined;
+  project: readonly ComputedField[] | undefined;
 }
+
+/** The extra field of a held join record. */
+const MATCHED: AvroField[] = [{ name: 'matched', type: 'boolean' }];
 
 class JoinInstance implements OperatorInstance {
   private left!: BufferStore<Held>;
@@ -283,12 +256,7 @@ class JoinInstance implements OperatorInstance {
     const s = this.s;
     const key = keyOfRecord(record.value, side === 'left' ? s.leftKey : s.rightKey);
     const t = record.timestamp;
-    const wm = ctx.watermark();
-    if (t + s.grace < wm) {
-      ctx.count('late');
-      ctx.deadLetter('late', `${side} record at ${t} (${isoOrRaw(t)}) is late: the watermark ${wm} is past its time plus grace ${s.grace}ms`);
-      return;
-    }
+    if (isLate(ctx, `${side} record`, t, s.grace)) return;
     const held: Held = { key: key ?? record.key, value: record.value, headers: record.headers ?? null, matched: false };
     if (key === null) {
       ctx.count('null-key');
@@ -333,8 +301,7 @@ class JoinInstance implements OperatorInstance {
       const view = this.pairView;
       view.left = l;
       view.right = r;
-      value = {};
-      for (let i = 0; i < project.length; i++) value[project[i]!.name] = project[i]!.ev(view);
+      value = evaluateFields(project, view);
     }
     ctx.emit('out', { key, value, timestamp: t, ...(headers ? { headers } : {}) });
   }

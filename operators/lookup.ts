@@ -4,7 +4,8 @@ import type { ConfigIssue, OperatorDefinition } from '../kernel/operator.ts';
 import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
 import { describeTy, extendRecord, fits, nullable, recordTy, unify } from '../kernel/avro-types.ts';
-import type { Ty } from '../kernel/avro-types.ts';
+import { computedFields } from './lib/fields.ts';
+import type { ComputedField } from './lib/fields.ts';
 import { suggestion } from '../kernel/diagnostics.ts';
 import { checkFieldPath } from '../kernel/spec.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
@@ -18,8 +19,6 @@ export interface LookupConfig {
   defaults?: Record<string, string>;
   mode: 'auto' | 'partitioned' | 'global';
 }
-
-const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 type Ev = (v: Record<string, unknown>) => unknown;
 
@@ -135,20 +134,9 @@ operators:
       issues.push({ path: ['key'], message: `table '${table.name}' is keyed by ${table.keyFields.length} field(s) (${table.keyFields.join(', ')}), but 'key' has ${key.length}` });
     }
     const inTy = recordTy(input.schema);
-    const row = table.schema;
-    const added: Array<{ name: string; ty: Ty; ev: Ev; def?: Ev }> = [];
-    for (const [name, src] of Object.entries(config.fields)) {
-      if (!AVRO_NAME.test(name)) {
-        issues.push({ path: ['fields', name], at: 'key', message: `output field name '${name}' is not a valid Avro name (letters, digits and _, not starting with a digit)` });
-        continue;
-      }
-      if (inTy.byName.has(name)) {
-        issues.push({ path: ['fields', name], at: 'key', message: `the input already has a field '${name}': choose another name for the looked-up one` });
-        continue;
-      }
-      const c = compileExpressionAt(src, row, ['fields', name], issues);
-      if (c !== undefined) added.push({ name, ty: c.ty, ev: c.evaluate });
-    }
+    const added: Array<ComputedField & { def?: Ev }> = computedFields(config.fields, table.schema, issues, (name) =>
+      inTy.byName.has(name) ? `the input already has a field '${name}': choose another name for the looked-up one` : undefined,
+    );
     const defaults = config.defaults ?? {};
     if (config.on_miss === 'default') {
       for (const f of added) {

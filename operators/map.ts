@@ -8,6 +8,7 @@
 import type { ConfigIssue, OperatorDefinition, RecordSchema } from '../kernel/operator.ts';
 import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
+import { badFieldName } from './lib/fields.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
 import { suggestion } from '../kernel/diagnostics.ts';
 import { avroFromTy, describeTy, fits, nonNull, recordTy, schemaFullname, stripConsts } from '../kernel/avro-types.ts';
@@ -39,7 +40,6 @@ interface MapPlan {
   issues: ConfigIssue[];
 }
 
-const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const hasOwn = Object.hasOwn;
 
 function passthrough(name: string): Ev {
@@ -97,9 +97,8 @@ function buildPlan(config: MapConfig, input: RecordSchema, name: string, resolve
     issues.push({ path: ['drop'], message: "'drop' only applies with keep_input: true", code: 'INVALID_VALUE' });
   }
   for (const name of Object.keys(exprs)) {
-    if (!AVRO_NAME.test(name)) {
-      issues.push({ path: ['fields', name], at: 'key', code: 'INVALID_VALUE', message: `output field name '${name}' is not a valid Avro name (letters, digits and _, not starting with a digit)` });
-    }
+    const bad = badFieldName(name, ['fields', name]);
+    if (bad !== undefined) issues.push(bad);
     if (drop.has(name)) issues.push({ path: ['fields', name], at: 'key', code: 'INVALID_VALUE', message: `'${name}' is both dropped and set` });
   }
 

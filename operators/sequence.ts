@@ -2,15 +2,15 @@
 // within T" (a request without its response, an alert nobody acknowledged), in event time, with an
 // opt-in wall-clock timeout. Pending A's live in a changelogged buffer store (and their wall-clock
 // timers with the task's timers), so they survive restarts and rebalances.
-import type { BufferStore, ConfigIssue, OperatorContext, OperatorDefinition, OperatorInstance, RecordSchema, StreamRecord, Timer } from '../kernel/operator.ts';
+import type { BufferStore, ConfigIssue, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord, Timer } from '../kernel/operator.ts';
 import { compiled, refused } from '../kernel/operator.ts';
-import { compileExpression, compileExpressionAt } from '../kernel/expr.ts';
-import { recordSchemaOf, recordTy, stripConsts, T_LONG } from '../kernel/avro-types.ts';
+import { compileExpression } from '../kernel/expr.ts';
+import { recordSchemaOf, recordTy, T_LONG } from '../kernel/avro-types.ts';
 import type { Ty } from '../kernel/avro-types.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
-import type { AvroType } from '../kernel/schema.ts';
-import { isoOrRaw } from './lib/windows.ts';
+import { computedFields, evaluateFields, heldRecordSchema, isLate } from './lib/fields.ts';
+import type { ComputedField, HeldRecord } from './lib/fields.ts';
 
 export interface SequenceConfig {
   first_key: string[];
@@ -23,27 +23,9 @@ export interface SequenceConfig {
   fields?: Record<string, string>;
 }
 
-interface Pending {
-  key: string | null;
-  value: Record<string, unknown>;
-  headers: Record<string, string> | null;
-}
+type Pending = HeldRecord;
 
-const AVRO_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const TIMESTAMP_MILLIS: Ty = { k: 'long', attrs: { logicalType: 'timestamp-millis' } };
-
-function pendingSchema(name: string, input: RecordSchema): AvroType {
-  return {
-    type: 'record',
-    name,
-    namespace: 'vigil.state',
-    fields: [
-      { name: 'key', type: ['null', 'string'] },
-      { name: 'value', type: input as unknown as AvroType },
-      { name: 'headers', type: ['null', { type: 'map', values: 'string' }] },
-    ],
-  };
-}
 
 const DESCRIPTION = `
 Watches two kinds of record per key: a \`first\` record (A) and a \`then\` record (B). When a B arrives within
@@ -166,15 +148,7 @@ sinks:
       { name: 'first', ty: recordTy(first.schema) },
       { name: 'then', ty: recordTy(then.schema) },
     ]);
-    const projected: Array<{ name: string; ty: Ty; ev: (v: Record<string, unknown>) => unknown }> = [];
-    for (const [name, src] of Object.entries(config.fields ?? {})) {
-      if (!AVRO_NAME.test(name)) {
-        issues.push({ path: ['fields', name], at: 'key', message: `output field name '${name}' is not a valid Avro name (letters, digits and _, not starting with a digit)` });
-        continue;
-      }
-      const c = compileExpressionAt(src, pair, ['fields', name], issues);
-      if (c !== undefined) projected.push({ name, ty: stripConsts(c.ty), ev: c.evaluate });
-    }
+    const projected = computedFields(config.fields ?? {}, pair, issues);
     if (issues.length > 0) return refused(issues);
     const base = generatedSchemaName(ctx.name);
     const matched =
@@ -206,8 +180,8 @@ sinks:
       ],
       partitionBy: { first: config.first_key, then: config.then_key },
       stores: [
-        { name: 'first', kind: 'buffer', value: pendingSchema('SequenceFirst', first.schema), retentionMs: config.within + config.grace + 1 },
-        { name: 'then', kind: 'buffer', value: pendingSchema('SequenceThen', then.schema), retentionMs: config.grace + 1 },
+        { name: 'first', kind: 'buffer', value: heldRecordSchema('SequenceFirst', first.schema), retentionMs: config.within + config.grace + 1 },
+        { name: 'then', kind: 'buffer', value: heldRecordSchema('SequenceThen', then.schema), retentionMs: config.grace + 1 },
       ],
       create: () => new SequenceInstance(settings),
     });
@@ -222,7 +196,7 @@ interface Settings {
   thenKey: string[][];
   firstWhere: ((v: Record<string, unknown>) => unknown) | undefined;
   thenWhere: ((v: Record<string, unknown>) => unknown) | undefined;
-  project: Array<{ name: string; ev: (v: Record<string, unknown>) => unknown }> | undefined;
+  project: readonly ComputedField[] | undefined;
 }
 
 const SEP = '\u0000';
@@ -244,12 +218,7 @@ class SequenceInstance implements OperatorInstance {
     const where = isFirst ? s.firstWhere : s.thenWhere;
     if (where !== undefined && where(record.value) !== true) return;
     const t = record.timestamp;
-    const wm = ctx.watermark();
-    if (t + s.grace < wm) {
-      ctx.count('late');
-      ctx.deadLetter('late', `${isFirst ? 'first' : 'then'} record at ${t} (${isoOrRaw(t)}) is late: the watermark ${wm} is past its time plus grace ${s.grace}ms`);
-      return;
-    }
+    if (isLate(ctx, `${isFirst ? 'first' : 'then'} record`, t, s.grace)) return;
     const key = keyOfRecord(record.value, isFirst ? s.firstKey : s.thenKey);
     if (key === null) {
       ctx.count('null-key');
@@ -303,11 +272,7 @@ class SequenceInstance implements OperatorInstance {
     let value: Record<string, unknown>;
     const project = this.s.project;
     if (project === undefined) value = { first: a.value, then: b.value, delay_ms: tb - ta };
-    else {
-      const view = { first: a.value, then: b.value };
-      value = {};
-      for (let i = 0; i < project.length; i++) value[project[i]!.name] = project[i]!.ev(view);
-    }
+    else value = evaluateFields(project, { first: a.value, then: b.value });
     const headers = b.headers ?? a.headers ?? undefined;
     ctx.emit('matched', { key, value, timestamp: Math.max(ta, tb), ...(headers ? { headers } : {}) });
   }
