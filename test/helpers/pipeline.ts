@@ -22,13 +22,30 @@ export const REPO = fileURLToPath(new URL('../..', import.meta.url));
 export interface Registry {
   url: string;
   serde: AvroSerde;
+  /** Registers a catalog schema as `<topic>-value`; returns how to make that topic's records (a null value is a tombstone). */
+  encoder(topic: string, schema: string): Promise<(key: string, value: Record<string, unknown> | null, at?: { timestamp?: number; partition?: number }) => OutRecord>;
+  /** The values of consumed records, decoded. */
+  decodeValues(records: ConsumedRecord[]): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
 }
 
 /** An embedded registry on a topic of its own, and a serde on it. */
 export async function testRegistry(): Promise<Registry> {
   const reg = await startRegistry({ brokers: brokers(), port: 0, topic: uniqueName('_schemas') });
-  return { url: reg.url, serde: new AvroSerde({ url: reg.url, catalog: loadSchemaCatalog() }), close: () => reg.close() };
+  const catalog = loadSchemaCatalog();
+  const serde = new AvroSerde({ url: reg.url, catalog });
+  return {
+    url: reg.url,
+    serde,
+    async encoder(topic, schema) {
+      const s = catalog.get(schema);
+      if (s === undefined) throw new Error(`no schema ${schema} in the catalog`);
+      const id = await serde.register(`${topic}-value`, s);
+      return (key, value, at = {}) => ({ topic, key, value: value === null ? null : serde.encode(id, value), ...at });
+    },
+    decodeValues: (records) => Promise.all(records.map(async (r) => (await serde.decodeAsync(r.value!)).value as Record<string, unknown>)),
+    close: () => reg.close(),
+  };
 }
 
 export function planYaml(yaml: string): Plan {

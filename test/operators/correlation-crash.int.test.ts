@@ -8,15 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTopic } from '../../connectors/topic-reader.ts';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
 import { prng } from '../../connectors/telemetry-generator.ts';
-import { loadSchemaCatalog } from '../../schemas/serde.ts';
 import { brokers, createTopics, uniqueName } from '../kafka.ts';
 import { exited, produceRaw, spawnVigil, testRegistry, topologyFile, waitFor } from '../helpers/pipeline.ts';
 import type { Registry } from '../helpers/pipeline.ts';
 
-const catalog = loadSchemaCatalog();
 const PARTITIONS = 2;
 const T0 = 1_700_000_000_000;
 let registry: Registry;
+const event = (timestamp: number, type: string, entity: string, attributes: Record<string, string>) => ({ timestamp, type, source: 'test', entity, severity: 'INFO', attributes });
 
 beforeAll(async () => {
   registry = await testRegistry();
@@ -93,8 +92,8 @@ describe('correlation survives SIGKILL under exactly_once', () => {
     const name = uniqueName('join-crash');
     const [lt, rt] = [`${name}.left`, `${name}.right`];
     await createTopics([lt, rt], { partitions: PARTITIONS });
-    const id = await registry.serde.register(`${lt}-value`, catalog.get('vigil.telemetry.Event')!);
-    await registry.serde.register(`${rt}-value`, catalog.get('vigil.telemetry.Event')!);
+    const left = await registry.encoder(lt, 'vigil.telemetry.Event');
+    const right = await registry.encoder(rt, 'vigil.telemetry.Event');
     const rnd = prng(11);
     const recs: Array<{ side: 'L' | 'R'; key: string; t: number; id: string }> = [];
     for (let i = 0; i < 12_000; i++) recs.push({ side: rnd() < 0.5 ? 'L' : 'R', key: `k${Math.floor(rnd() * 300)}`, t: T0 + i * 50, id: `${i}` });
@@ -105,16 +104,12 @@ describe('correlation survives SIGKILL under exactly_once', () => {
       for (const r of partners) expected.push(`pair ${l.id}+${r.id}`);
       if (partners.length === 0) expected.push(`alone ${l.id}`);
     }
-    const encode = (r: (typeof recs)[number]): OutRecord => ({
-      topic: r.side === 'L' ? lt : rt,
-      key: r.key,
-      value: registry.serde.encode(id, { timestamp: r.t, type: r.side, source: 'test', entity: r.key, severity: 'INFO', attributes: { id: r.id } }),
-    });
+    const encode = (r: (typeof recs)[number]): OutRecord => (r.side === 'L' ? left : right)(r.key, event(r.t, r.side, r.key, { id: r.id }));
     // Then, on every partition of both topics, a record an hour later closes every window (their keys never meet).
     const tail: OutRecord[] = [];
     for (let p = 0; p < PARTITIONS; p++)
-      for (const [topic, side] of [[lt, 'L'], [rt, 'R']] as const)
-        tail.push({ topic, partition: p, key: `end-${side}-${p}`, value: registry.serde.encode(id, { timestamp: T0 + 3_600_000 * 2, type: side, source: 'test', entity: `end-${side}-${p}`, severity: 'INFO', attributes: { id: 'end' } }) });
+      for (const [enc, side] of [[left, 'L'], [right, 'R']] as const)
+        tail.push(enc(`end-${side}-${p}`, event(T0 + 3_600_000 * 2, side, `end-${side}-${p}`, { id: 'end' }), { partition: p }));
     const yaml = `
 version: 1
 name: ${name}
@@ -145,7 +140,7 @@ sinks:
     const name = uniqueName('seq-crash');
     const topic = `${name}.http`;
     await createTopics([topic], { partitions: PARTITIONS });
-    const id = await registry.serde.register(`${topic}-value`, catalog.get('vigil.telemetry.Event')!);
+    const encode = await registry.encoder(topic, 'vigil.telemetry.Event');
     const rnd = prng(23);
     const events: Array<{ t: number; type: string; rid: string }> = [];
     const expected: string[] = [];
@@ -164,9 +159,8 @@ sinks:
       }
     }
     events.sort((a, b) => a.t - b.t);
-    const records: OutRecord[] = events.map((e) => ({ topic, key: e.rid, value: registry.serde.encode(id, { timestamp: e.t, type: e.type, source: 'test', entity: 'api', severity: 'INFO', attributes: { request_id: e.rid } }) }));
-    for (let p = 0; p < PARTITIONS; p++)
-      records.push({ topic, partition: p, key: `end-${p}`, value: registry.serde.encode(id, { timestamp: T0 + 3_600_000 * 2, type: 'tick', source: 'test', entity: 'api', severity: 'INFO', attributes: { request_id: `end-${p}` } }) });
+    const records: OutRecord[] = events.map((e) => encode(e.rid, event(e.t, e.type, 'api', { request_id: e.rid })));
+    for (let p = 0; p < PARTITIONS; p++) records.push(encode(`end-${p}`, event(T0 + 3_600_000 * 2, 'tick', 'api', { request_id: `end-${p}` }), { partition: p }));
     const yaml = `
 version: 1
 name: ${name}

@@ -3,14 +3,12 @@
 // flapping server with nothing lost.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
-import { loadSchemaCatalog } from '../../schemas/serde.ts';
 import { TopologyError } from '../../kernel/diagnostics.ts';
 import { createTopics, uniqueName } from '../kafka.ts';
 import { planYaml, produceRaw, readAll, readUntil, startRunner, testRegistry } from '../helpers/pipeline.ts';
 import type { Registry } from '../helpers/pipeline.ts';
 import { scriptedServer } from '../helpers/http-server.ts';
 
-const catalog = loadSchemaCatalog();
 let registry: Registry;
 
 beforeAll(async () => {
@@ -20,13 +18,9 @@ afterAll(async () => {
   await registry?.close();
 });
 
-async function encoder(topic: string, schema: string) {
-  const id = await registry.serde.register(`${topic}-value`, catalog.get(schema)!);
-  return (key: string, v: Record<string, unknown> | null): OutRecord => ({ topic, key, value: v === null ? null : registry.serde.encode(id, v) });
-}
+const encoder = (topic: string, schema: string) => registry.encoder(topic, schema);
 
 const metric = (host: string, t: number, value = 1) => ({ timestamp: t, name: 'cpu', host, value, unit: null, tags: {} });
-const decode = async (records: Awaited<ReturnType<typeof readAll>>) => Promise.all(records.map(async (r) => (await registry.serde.decodeAsync(r.value!)).value));
 
 function lookupYaml(name: string, mode: string, streamPartitions: number, tablePartitions: number) {
   return `
@@ -64,7 +58,7 @@ describe('lookup on the real broker', () => {
       const first = await startRunner(plan, registry.serde);
       try {
         await produceRaw(hosts.map((h, i) => rec(h, metric(h, 1000 + i))));
-        const out = await decode(await readUntil(`${name}.out`, hosts.length, { readCommitted: true }));
+        const out = await registry.decodeValues(await readUntil(`${name}.out`, hosts.length, { readCommitted: true }));
         expect(out.map((v) => `${v.host}:${v.team}`).sort()).toEqual(hosts.map((h) => `${h}:team-${h}`).sort());
       } finally {
         await first.stop();
@@ -74,7 +68,7 @@ describe('lookup on the real broker', () => {
       const second = await startRunner(plan, registry.serde);
       try {
         await produceRaw(['web-0', 'web-1', 'web-2'].map((h) => rec(h, metric(h, 5000))));
-        const out = await decode(await readUntil(`${name}.out`, hosts.length + 3, { readCommitted: true }));
+        const out = await registry.decodeValues(await readUntil(`${name}.out`, hosts.length + 3, { readCommitted: true }));
         // on_miss: keep (the default) leaves the looked-up field null for a deleted row.
         expect(out.slice(hosts.length).map((v) => `${v.host}:${v.team}`).sort()).toEqual(['web-0:moved', 'web-1:null', 'web-2:team-web-2']);
       } finally {
@@ -138,7 +132,7 @@ sinks:
         registry.serde,
       );
       try {
-        const out = await decode(await readUntil(`${name}.out`, 300));
+        const out = await registry.decodeValues(await readUntil(`${name}.out`, 300));
         expect(out.map((v) => v.team)).toEqual(Array(300).fill('ops'));
         // Once each, and per host in input order.
         expect(new Set(out.map((v) => v.value)).size).toBe(300);

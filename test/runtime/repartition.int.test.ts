@@ -4,13 +4,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaClient } from '../../connectors/kafka-client.ts';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
-import { loadSchemaCatalog } from '../../schemas/serde.ts';
 import { brokers, createTopics, uniqueName } from '../kafka.ts';
 import { planYaml, produceRaw, readAll, readUntil, startRunner, testRegistry, waitFor } from '../helpers/pipeline.ts';
 import type { Registry } from '../helpers/pipeline.ts';
 import { T0, burst, chainedAggregatesYaml, expectedPeaks, metric } from '../helpers/chained-aggregates.ts';
 
-const catalog = loadSchemaCatalog();
 let registry: Registry;
 
 beforeAll(async () => {
@@ -20,12 +18,7 @@ afterAll(async () => {
   await registry?.close();
 });
 
-async function encoder(topic: string) {
-  const id = await registry.serde.register(`${topic}-value`, catalog.get('vigil.telemetry.MetricSample')!);
-  return (v: Record<string, unknown>, key: string, timestamp?: number): OutRecord => ({ topic, key, value: registry.serde.encode(id, v), ...(timestamp !== undefined ? { timestamp } : {}) });
-}
-
-const decodeAll = async (records: Awaited<ReturnType<typeof readAll>>) => Promise.all(records.map(async (r) => (await registry.serde.decodeAsync(r.value!)).value));
+const encoder = (topic: string) => registry.encoder(topic, 'vigil.telemetry.MetricSample');
 
 describe('repartition topics on the real broker', () => {
   it('chained aggregates give every window, complete, when event time jumps 60 s', async () => {
@@ -34,13 +27,13 @@ describe('repartition topics on the real broker', () => {
     const output = `${name}.peaks`;
     await createTopics([input], { partitions: 2 });
     const encode = await encoder(input);
-    const records = burst().map((r) => encode(metric(r.timestamp, r.host), r.host));
+    const records = burst().map((r) => encode(r.host, metric(r.timestamp, r.host)));
     // The jump reaches both partitions (the hosts spread over them).
-    for (let i = 0; i < 8; i++) records.push(encode(metric(T0 + 60_000, `j${i}`), `j${i}`));
+    for (let i = 0; i < 8; i++) records.push(encode(`j${i}`, metric(T0 + 60_000, `j${i}`)));
     await produceRaw(records);
     const runner = await startRunner(planYaml(chainedAggregatesYaml(name, input, output, 2)), registry.serde);
     try {
-      const out = await decodeAll(await readUntil(output, 5));
+      const out = await registry.decodeValues(await readUntil(output, 5));
       const peaks = out.map((v) => ({ upstream_start: v.upstream_start as number, top: v.top as number, hosts: v.hosts as number })).sort((a, b) => a.upstream_start - b.upstream_start);
       expect(peaks).toEqual(expectedPeaks());
       expect(await readAll(`${name}.dlq`, { idleMs: 1500 })).toEqual([]);
@@ -65,12 +58,12 @@ describe('repartition topics on the real broker', () => {
       const t = start + i * 1000;
       const host = hosts[i % hosts.length]!;
       const m = metrics[i % metrics.length]!;
-      records.push(encode({ ...metric(t, host), name: m }, host, t));
+      records.push(encode(host, { ...metric(t, host), name: m }, { timestamp: t }));
       const w = `${m}@${Math.floor(t / 60_000) * 60_000}`;
       windows.set(w, (windows.get(w) ?? 0) + 1);
     }
     // A later record on every partition moves the watermark past the ten minutes.
-    for (const host of hosts) records.push(encode({ ...metric(start + 700_000, host), name: 'cpu' }, host, start + 700_000));
+    for (const host of hosts) records.push(encode(host, { ...metric(start + 700_000, host), name: 'cpu' }, { timestamp: start + 700_000 }));
     await produceRaw(records);
     const yaml = `
 version: 1
@@ -100,7 +93,7 @@ sinks:
     const admin = new KafkaClient({ brokers: brokers() }).admin();
     try {
       // The last record moves the watermark past every window of the ten minutes: each is complete.
-      const out = await decodeAll(await readUntil(output, windows.size));
+      const out = await registry.decodeValues(await readUntil(output, windows.size));
       expect(new Map(out.map((v) => [`${v.name}@${v.window_start}`, v.n as number]))).toEqual(windows);
       const configs = await admin.topicConfigs(repartition);
       expect(configs['retention.ms']).toBe('-1');
