@@ -80,7 +80,7 @@ interface LoadCliOptions {
 export function registerBench(program: Command): void {
   const bench = program
     .command('bench')
-    .description('benchmark the engine on Kafka (passthrough, window, monitor) against ceilings measured in the same run, and in-process')
+    .description('benchmark the engine on Kafka (passthrough, window, monitor, enrich, correlate) against ceilings measured in the same run, and in-process')
     .option('--quick', 'a short run (under 3 minutes on 2 cores): the table with ratios, no scaling curves or profile')
     .option('--workloads <list>', `comma-separated workloads (${WORKLOADS.join(', ')})`, workloadList)
     .option('--records <n>', 'backlog records per workload and ceiling', int(1000))

@@ -216,7 +216,7 @@ export function summaryMarkdown(r: BenchResult): string {
     out.push('');
     out.push('## Scaling with the number of series (window workload)');
     out.push('');
-    out.push(row(['series', 'in-process records/s', 'ns / record', 'state B / key (JSON)', 'heap B / key', 'peak RSS MiB', 'Kafka records/s', 'Kafka engine peak RSS MiB']));
+    out.push(row(['series', 'in-process records/s', 'ns / record', 'state B / key (Avro)', 'heap B / key', 'peak RSS MiB', 'Kafka records/s', 'Kafka engine peak RSS MiB']));
     out.push(row(['---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']));
     for (const k of r.scaling.keys) {
       const point = r.scaling.kafkaKeys.find((x) => x.keys === k.keys);

@@ -231,7 +231,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
     { stage: 'task dispatch', nsPerRecord: zero - decodeNs - encodeNs, note: 'source → sink with no operator, minus decode and encode: key, event time, watermark, sink key' },
     { stage: 'filter (per operator)', nsPerRecord: ff.slope, note: 'slope over chains of filters' },
     { stage: 'map (per operator)', nsPerRecord: mf.slope, note: 'slope over chains of maps (keep_input + 1 expression)' },
-    { stage: 'aggregate (window workload)', nsPerRecord: aggregate, note: 'window chain − zero-operator chain + encodes it saves; includes changelog JSON' },
+    { stage: 'aggregate (window workload)', nsPerRecord: aggregate, note: 'window chain − zero-operator chain + encodes it saves; includes encoding its Avro changelog' },
     ...workloads.map((w) => ({
       stage: `whole chain: ${w.name}`,
       nsPerRecord: w.nsPerRecord,
