@@ -3,14 +3,19 @@
 //   vigil bench load --topic T          the load generator alone (synthetic Avro telemetry)
 //   vigil bench profile FILE            self time per function of a .cpuprofile
 //   vigil bench charts RESULT.json      the charts of a run, rendered again
-import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+//   vigil bench nab --results DIR       NAB scores of detector results in NAB's layout
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
 import { KafkaClient } from '../connectors/kafka-client.ts';
+import { REPO_ROOT } from '../connectors/kafka-jars.ts';
 import type { TelemetryKind } from '../connectors/telemetry-generator.ts';
 import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
 import { generateLoad, produceLoad, progressBar } from '../bench/lib/load.ts';
+import { NabFormatError, loadNabCorpus } from '../bench/lib/nab/corpus.ts';
+import { detectorsIn, nabMarkdown, scoreResultsDir } from '../bench/lib/nab/report.ts';
 import { profileMarkdown, summarizeProfileFile } from '../bench/lib/profile.ts';
 import { summaryMarkdown } from '../bench/lib/report.ts';
 import type { BenchResult } from '../bench/lib/report.ts';
@@ -210,5 +215,28 @@ export function registerBench(program: Command): void {
       const result = JSON.parse(await readFile(file, 'utf8')) as BenchResult;
       const dir = o.out ?? join(dirname(file), 'charts');
       for (const c of await writeCharts(result, dir)) process.stdout.write(`${join(dir, c)}\n`);
+    });
+
+  bench
+    .command('nab')
+    .description("Numenta Anomaly Benchmark: scores detector results in NAB's layout (<dir>/<detector>/<category>/<detector>_<file>.csv) under NAB's rules, beside the published scoreboard")
+    .requiredOption('--results <dir>', "results in NAB's layout (NAB's own results/ directory reads too)")
+    .option('--detector <names>', 'comma-separated detectors (default: every subdirectory of --results)')
+    .option('--corpus <dir>', 'the NAB corpus: data/ and labels/ (default ../shared/nab beside the repository)')
+    .option('--json <file>', 'also write every figure as JSON')
+    .action(async (o: { results: string; detector?: string; corpus?: string; json?: string }) => {
+      const corpusDir = resolve(o.corpus ?? join(REPO_ROOT, '..', 'shared', 'nab'));
+      if (!existsSync(join(corpusDir, 'labels', 'combined_windows.json'))) throw new InvalidArgumentError(`no NAB corpus at ${corpusDir} (labels/combined_windows.json is missing); give --corpus`);
+      try {
+        const corpus = loadNabCorpus(corpusDir);
+        const detectors = o.detector?.split(',').map((d) => d.trim()).filter((d) => d !== '') ?? detectorsIn(o.results);
+        const results = scoreResultsDir(corpus, o.results, detectors);
+        process.stdout.write(nabMarkdown(results, corpus));
+        if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(results, null, 1)}\n`);
+      } catch (e) {
+        if (!(e instanceof NabFormatError)) throw e;
+        process.stderr.write(`vigil bench nab: ${e.message}\n`);
+        process.exitCode = 1;
+      }
     });
 }
