@@ -1,5 +1,6 @@
 // The `vigil` command line. Each command group lives in its own file and registers itself here.
 import { Command } from 'commander';
+import { registerBacktest } from './backtest.ts';
 import { registerBench } from './bench.ts';
 import { registerBroker } from './broker.ts';
 import { registerDemo } from './demo.ts';
@@ -16,6 +17,7 @@ export async function main(argv: string[]): Promise<void> {
   registerRun(program);
   registerValidate(program);
   registerTest(program);
+  registerBacktest(program);
   registerDemo(program);
   registerProduce(program);
   registerTail(program);

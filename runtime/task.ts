@@ -520,6 +520,15 @@ export class Task {
     if (out > n.outputWm) n.outputWm = out;
   }
 
+  /**
+   * The end of a bounded input (a backtest): stream time moves past every record, so every window
+   * closes and every event-time timer fires. Repartition inputs follow from their upstream tasks.
+   */
+  endOfInput(): void {
+    for (const s of this.inputs.values()) if (!s.upstream) s.maxTs = Number.MAX_SAFE_INTEGER;
+    this.advance();
+  }
+
   /** Fires wall-clock timers due at `now`, operator by operator. */
   tick(now: number): void {
     for (const n of this.order) this.timers.fireDue(n.name, 'wall', now, (timer) => this.fire(n, timer));

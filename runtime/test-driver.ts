@@ -32,6 +32,24 @@ export function partitionOf(key: string | null, partitions: number, fallback: nu
   return (h >>> 0) % partitions;
 }
 
+/** Told of what comes out, as it comes out (a backtest streams it to files instead of keeping it). */
+export interface DriverListener {
+  sink?(sink: string, record: StreamRecord): void;
+  tap?(node: string, output: string, record: StreamRecord): void;
+  deadLetter?(dl: DeadLetter): void;
+}
+
+export interface DriverOptions {
+  /** The wall clock at the start (ms); default 0. */
+  wallClock?: number;
+  /**
+   * Keep outputs, operator outputs, dead letters and changelogs for output(), recorded(),
+   * deadLetters() and restart() (default). Off: only the listener sees them, and memory stays flat.
+   */
+  retain?: boolean;
+  listener?: DriverListener;
+}
+
 export class TestDriver {
   private wall: number;
   private readonly tasks = new Map<string, Task>();
@@ -42,6 +60,7 @@ export class TestDriver {
   private readonly taps = new Map<string, StreamRecord[]>();
   private readonly dead: DeadLetter[] = [];
   private readonly types = new Map<string, Type>();
+  private readonly typesBySchema = new WeakMap<object, Type>();
   /** Everything written to changelogs (and table topics) so far, per topic and partition, in order (for restart()). */
   private readonly changelogs = new Map<string, ChangelogEntry[]>();
   private readonly tableRows = new Map<string, Array<{ key: string; value: Record<string, unknown> | null }>>();
@@ -51,12 +70,16 @@ export class TestDriver {
   /** Per task and repartition topic: the watermark last broadcast to it. */
   private broadcast = new Map<string, number>();
   private roundRobin = 0;
+  private readonly retain: boolean;
+  private readonly listener: DriverListener;
 
   constructor(
     readonly plan: Plan,
-    opts: { wallClock?: number } = {},
+    opts: DriverOptions = {},
   ) {
     this.wall = opts.wallClock ?? 0;
+    this.retain = opts.retain ?? true;
+    this.listener = opts.listener ?? {};
     this.upstreamTasks = upstreamTaskCounts(plan.subtopologies);
     for (const g of plan.globalTables) this.globals.set(g.name, { table: g, store: new MemoryKeyValueStore(g.name, g.topic, avroCodec(g.schema), false) });
     this.createTasks();
@@ -114,9 +137,11 @@ export class TestDriver {
     if (src.kind === 'table') {
       const k = this.tableKey(source, opts);
       const row = value === null ? null : this.roundTrip(src.schema, value);
-      const rows = this.tableRows.get(`${src.topic}/${partition}`) ?? [];
-      rows.push({ key: k, value: row });
-      this.tableRows.set(`${src.topic}/${partition}`, rows);
+      if (this.retain) {
+        const rows = this.tableRows.get(`${src.topic}/${partition}`) ?? [];
+        rows.push({ key: k, value: row });
+        this.tableRows.set(`${src.topic}/${partition}`, rows);
+      }
       task.applyTable(src.topic, k, row, this.inputRef(src, partition, k, value === null ? null : this.typeOf(src.schema).toBuffer(value), opts));
       return task;
     }
@@ -165,6 +190,15 @@ export class TestDriver {
     return this.wall;
   }
 
+  /**
+   * The end of bounded inputs: stream time moves past every record in every task (and, through
+   * repartition topics, downstream), so every window closes and every event-time timer fires.
+   */
+  endOfInput(): void {
+    for (const t of this.tasks.values()) t.endOfInput();
+    this.commit();
+  }
+
   /** Records written by a sink (by name), or to a topic (by every sink writing it), in order. */
   output(sink: string): StreamRecord[] {
     const sinks = this.plan.subtopologies.flatMap((s) => s.sinks).filter((s) => !s.internal);
@@ -209,6 +243,7 @@ export class TestDriver {
    * kept.
    */
   restart(): void {
+    if (!this.retain) throw new Error('restart() needs the changelogs: this driver was created with retain: false');
     for (const t of this.tasks.values()) void t.close();
     this.tasks.clear();
     this.broadcast = new Map();
@@ -232,13 +267,20 @@ export class TestDriver {
   private hooks(self: { task?: Task }): TaskHooks {
     return {
       now: () => this.wall,
-      deadLetter: (dl) => this.dead.push(dl),
+      deadLetter: (dl) => {
+        if (this.retain) this.dead.push(dl);
+        this.listener.deadLetter?.(dl);
+      },
       sink: (sink, record, input, watermark) => this.emit(sink, record, input, self.task!, watermark),
       tap: (node, output, record) => {
-        const k = `${node}\u0000${output}`;
-        let list = this.taps.get(k);
-        if (!list) this.taps.set(k, (list = []));
-        list.push({ key: record.key, value: record.value, timestamp: record.timestamp, ...(record.headers ? { headers: record.headers } : {}) });
+        const copy = { key: record.key, value: record.value, timestamp: record.timestamp, ...(record.headers ? { headers: record.headers } : {}) };
+        if (this.retain) {
+          const k = `${node}\u0000${output}`;
+          let list = this.taps.get(k);
+          if (!list) this.taps.set(k, (list = []));
+          list.push(copy);
+        }
+        this.listener.tap?.(node, output, copy);
       },
       globalTable: (name): TableView => {
         const g = this.globals.get(name);
@@ -254,7 +296,9 @@ export class TestDriver {
     try {
       value = type.fromBuffer(type.toBuffer(record.value)) as Record<string, unknown>;
     } catch (err) {
-      this.dead.push({ stage: 'encode', reason: 'encode-error', detail: (err as Error).message, input, record });
+      const dl: DeadLetter = { stage: 'encode', reason: 'encode-error', detail: (err as Error).message, input, record };
+      if (this.retain) this.dead.push(dl);
+      this.listener.deadLetter?.(dl);
       return;
     }
     const out: StreamRecord = { key: record.key, value, timestamp: record.timestamp };
@@ -280,11 +324,13 @@ export class TestDriver {
       }
       return;
     }
-    for (const [map, k] of [[this.outputs, sink.topic], [this.bySink, sink.name]] as const) {
-      let list = map.get(k);
-      if (!list) map.set(k, (list = []));
-      list.push(out);
-    }
+    if (this.retain)
+      for (const [map, k] of [[this.outputs, sink.topic], [this.bySink, sink.name]] as const) {
+        let list = map.get(k);
+        if (!list) map.set(k, (list = []));
+        list.push(out);
+      }
+    this.listener.sink?.(sink.name, out);
   }
 
   /** Sends watermark markers for repartition topics whose feeding watermark advanced, to every task reading them. */
@@ -311,7 +357,7 @@ export class TestDriver {
     for (const t of this.tasks.values())
       for (const store of t.stores) {
         const changes = store.drainChanges();
-        if (changes.length === 0) continue;
+        if (changes.length === 0 || !this.retain) continue;
         const k = `${store.changelogTopic}/${t.partition}`;
         let list = this.changelogs.get(k);
         if (!list) this.changelogs.set(k, (list = []));
@@ -335,9 +381,13 @@ export class TestDriver {
   }
 
   private typeOf(schema: object): Type {
-    const k = JSON.stringify(schema);
-    let t = this.types.get(k);
-    if (!t) this.types.set(k, (t = avro.Type.forSchema(schema as avro.Schema)));
+    let t = this.typesBySchema.get(schema);
+    if (t === undefined) {
+      const k = JSON.stringify(schema);
+      t = this.types.get(k);
+      if (!t) this.types.set(k, (t = avro.Type.forSchema(schema as avro.Schema)));
+      this.typesBySchema.set(schema, t);
+    }
     return t;
   }
 }
