@@ -3,7 +3,7 @@
 //   vigil bench load --topic T          the load generator alone (synthetic Avro telemetry)
 //   vigil bench profile FILE            self time per function of a .cpuprofile
 //   vigil bench charts RESULT.json      the charts of a run, rendered again
-//   vigil bench nab --results DIR       NAB scores of detector results in NAB's layout
+//   vigil bench nab [--detector D]      the detectors over the NAB corpus, scored under NAB's rules
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +16,10 @@ import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
 import { generateLoad, produceLoad, progressBar } from '../bench/lib/load.ts';
 import { NabFormatError, loadNabCorpus } from '../bench/lib/nab/corpus.ts';
 import { detectorsIn, nabMarkdown, scoreResultsDir } from '../bench/lib/nab/report.ts';
+import type { DetectorScores } from '../bench/lib/nab/report.ts';
+import { runNab } from '../bench/lib/nab/run.ts';
+import type { NabRun } from '../bench/lib/nab/run.ts';
+import { DETECTORS } from '../operators/lib/detectors/index.ts';
 import { profileMarkdown, summarizeProfileFile } from '../bench/lib/profile.ts';
 import { summaryMarkdown } from '../bench/lib/report.ts';
 import type { BenchResult } from '../bench/lib/report.ts';
@@ -219,20 +223,33 @@ export function registerBench(program: Command): void {
 
   bench
     .command('nab')
-    .description("Numenta Anomaly Benchmark: scores detector results in NAB's layout (<dir>/<detector>/<category>/<detector>_<file>.csv) under NAB's rules, beside the published scoreboard")
-    .requiredOption('--results <dir>', "results in NAB's layout (NAB's own results/ directory reads too)")
-    .option('--detector <names>', 'comma-separated detectors (default: every subdirectory of --results)')
+    .description("Numenta Anomaly Benchmark: runs the detect operator's detectors over the corpus (in-process, event time from the files), writes the results in NAB's layout (<out>/<detector>/<category>/<detector>_<file>.csv) and scores them under NAB's rules beside the published scoreboard; --results scores results already written (NAB's own results/ directory reads too)")
+    .option('--detector <names>', `comma-separated detectors (default: all: ${[...DETECTORS.keys()].join(', ')}; with --results: every subdirectory)`)
+    .option('--out <dir>', 'where to write the results (default bench/results/nab-<time>)')
+    .option('--results <dir>', 'score the results in this directory instead of running detectors')
     .option('--corpus <dir>', 'the NAB corpus: data/ and labels/ (default ../shared/nab beside the repository)')
     .option('--json <file>', 'also write every figure as JSON')
-    .action(async (o: { results: string; detector?: string; corpus?: string; json?: string }) => {
+    .action(async (o: { detector?: string; out?: string; results?: string; corpus?: string; json?: string }) => {
       const corpusDir = resolve(o.corpus ?? join(REPO_ROOT, '..', 'shared', 'nab'));
       if (!existsSync(join(corpusDir, 'labels', 'combined_windows.json'))) throw new InvalidArgumentError(`no NAB corpus at ${corpusDir} (labels/combined_windows.json is missing); give --corpus`);
+      const named = o.detector?.split(',').map((d) => d.trim()).filter((d) => d !== '');
       try {
         const corpus = loadNabCorpus(corpusDir);
-        const detectors = o.detector?.split(',').map((d) => d.trim()).filter((d) => d !== '') ?? detectorsIn(o.results);
-        const results = scoreResultsDir(corpus, o.results, detectors);
-        process.stdout.write(nabMarkdown(results, corpus));
-        if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(results, null, 1)}\n`);
+        let results: DetectorScores[];
+        let runs: NabRun[] = [];
+        if (o.results !== undefined) results = scoreResultsDir(corpus, o.results, named ?? detectorsIn(o.results));
+        else {
+          const detectors = named ?? [...DETECTORS.keys()];
+          for (const d of detectors) if (!DETECTORS.has(d)) throw new InvalidArgumentError(`unknown detector '${d}' (${[...DETECTORS.keys()].join(', ')})`);
+          const out = resolve(o.out ?? join(REPO_ROOT, 'bench', 'results', `nab-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`));
+          const bar = progressBar('nab', detectors.length * corpus.files.length);
+          let done = 0;
+          ({ runs, scores: results } = await runNab(corpus, detectors, out, () => bar.update(++done)));
+          bar.stop();
+          process.stderr.write(`[bench] results in ${out}\n`);
+        }
+        process.stdout.write(nabMarkdown(results, corpus, runs));
+        if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify({ runs, results }, null, 1)}\n`);
       } catch (e) {
         if (!(e instanceof NabFormatError)) throw e;
         process.stderr.write(`vigil bench nab: ${e.message}\n`);

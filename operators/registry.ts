@@ -3,6 +3,7 @@
 import type { OperatorDefinition } from '../kernel/operator.ts';
 import { absenceOperator } from './absence.ts';
 import { aggregateOperator } from './aggregate.ts';
+import { detectOperator } from './detect.ts';
 import { enrichOperator } from './enrich.ts';
 import { filterOperator } from './filter.ts';
 import { joinOperator } from './join.ts';
@@ -22,6 +23,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   joinOperator,
   sequenceOperator,
   absenceOperator,
+  detectOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */

@@ -10,6 +10,8 @@ import { REPO_ROOT } from '../../connectors/kafka-jars.ts';
 import { prng } from '../../connectors/telemetry-generator.ts';
 import { NabFormatError, loadNabCorpus, readResults, resultsPath, writeResults } from '../../bench/lib/nab/corpus.ts';
 import type { NabCorpus } from '../../bench/lib/nab/corpus.ts';
+import { runNab } from '../../bench/lib/nab/run.ts';
+import { DETECTORS } from '../../operators/lib/detectors/index.ts';
 import {
   NAB_PROFILES,
   NO_DETECTION,
@@ -302,4 +304,29 @@ describe('vigil bench nab', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`vigil bench nab: ${join(dir, 'half', 'y', 'half_b.csv')}: missing: detector 'half' has no results for y/b.csv\n`);
   });
+});
+
+describe('detectors over a corpus (vigil bench nab)', () => {
+  it('runs each detector through the detect operator, one score per row, in NAB\'s layout, equal to the detector run directly', async () => {
+    const corpus = corpusOf([
+      { path: 'x/a.csv', rows: 900, windows: [[600, 650]] },
+      { path: 'y/b.csv', rows: 700, windows: [] },
+    ]);
+    const out = mkdtempSync(join(tmpdir(), 'vigil-nab-run-'));
+    const { runs, scores } = await runNab(corpus, [...DETECTORS.keys()], out);
+    expect(runs.map((r) => r.detector)).toEqual([...DETECTORS.keys()]);
+    for (const [name, kind] of DETECTORS) {
+      const written = readResults(out, name, corpus);
+      for (const f of corpus.files) {
+        const d = kind.create({ window: 64, halfLife: 30, warmup: kind.defaultWarmup });
+        const s = d.init();
+        const direct = f.values.map((x, i) => {
+          const a = d.step(s, x, 0);
+          return i < kind.defaultWarmup ? 0 : a.score;
+        });
+        expect([...written.get(f.path)!], `${name} ${f.path}`).toEqual(direct);
+      }
+    }
+    expect(scores.map((s) => [s.detector, s.defaultThreshold, s.profiles.length])).toEqual([...DETECTORS.values()].map((k) => [k.name, k.defaultThreshold, 3]));
+  }, 60_000);
 });

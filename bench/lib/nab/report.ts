@@ -50,19 +50,21 @@ export function scoreResultsDir(corpus: NabCorpus, resultsDir: string, detectors
 const f1 = (n: number) => n.toFixed(1);
 
 /** The scores as markdown: one row per detector, then the published scoreboard. */
-export function nabMarkdown(results: DetectorScores[], corpus: NabCorpus): string {
+export function nabMarkdown(results: DetectorScores[], corpus: NabCorpus, runs: ReadonlyArray<{ detector: string; recordsPerSec: number }> = []): string {
   const out: string[] = [];
   out.push(`NAB corpus: ${corpus.files.length} files, ${corpus.files.reduce((n, f) => n + f.times.length, 0).toLocaleString('en-US')} rows, ${corpus.windowCount} anomaly windows.`);
   out.push('');
-  out.push('| detector | standard | reward low FP | reward low FN | swept thresholds | at the default threshold (standard / low FP / low FN) |');
-  out.push('| --- | ---: | ---: | ---: | --- | --- |');
+  const rate = new Map(runs.map((r) => [r.detector, r.recordsPerSec]));
+  out.push('| detector | standard | reward low FP | reward low FN | swept thresholds | at the default threshold (standard / low FP / low FN) | records/s (whole run) |');
+  out.push('| --- | ---: | ---: | ---: | --- | --- | ---: |');
   for (const r of results) {
     const [s, lfp, lfn] = r.profiles;
     const at =
       r.defaultThreshold === undefined
         ? '–'
         : `${r.profiles.map((p) => f1(p.atThreshold!.normalized)).join(' / ')} at ${r.defaultThreshold}`;
-    out.push(`| ${r.detector} | **${f1(s!.swept.normalized)}** | ${f1(lfp!.swept.normalized)} | ${f1(lfn!.swept.normalized)} | ${r.profiles.map((p) => +p.swept.threshold.toPrecision(6)).join(' / ')} | ${at} |`);
+    const rs = rate.get(r.detector);
+    out.push(`| ${r.detector} | **${f1(s!.swept.normalized)}** | ${f1(lfp!.swept.normalized)} | ${f1(lfn!.swept.normalized)} | ${r.profiles.map((p) => +p.swept.threshold.toPrecision(6)).join(' / ')} | ${at} | ${rs === undefined ? '–' : Math.round(rs).toLocaleString('en-US')} |`);
   }
   out.push('');
   out.push('Published scoreboard (standard / reward low FP / reward low FN):');
