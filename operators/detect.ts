@@ -5,6 +5,8 @@
 import type { ConfigIssue, KeyValueStore, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord } from '../kernel/operator.ts';
 import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpression } from '../kernel/expr.ts';
+import { recordExtender } from '../kernel/record.ts';
+import type { RecordExtender } from '../kernel/record.ts';
 import { T_BOOLEAN, T_DOUBLE, extendRecord, nullable, recordTy } from '../kernel/avro-types.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
@@ -186,7 +188,7 @@ sinks:
         { name: 'detector', type: detector.state },
       ],
     };
-    const settings: Settings = { value, key: splitPaths(key), detector, threshold, clear, clearAfter: config.clear_after, warmup: params.warmup, bandZ: zOfScore(threshold) };
+    const settings: Settings = { value, key: splitPaths(key), detector, extend: recordExtender(inTy.fields.map((f) => f.name), OUTPUT_FIELDS), threshold, clear, clearAfter: config.clear_after, warmup: params.warmup, bandZ: zOfScore(threshold) };
     return compiled({
       outputs: [
         { name: DEFAULT_OUTPUT, schema, keyFields: key.length > 0 ? key : input.keyFields },
@@ -203,6 +205,7 @@ interface Settings {
   value: (v: Record<string, unknown>) => unknown;
   key: string[][];
   detector: Detector;
+  extend: RecordExtender;
   threshold: number;
   clear: number;
   clearAfter: number;
@@ -254,7 +257,7 @@ class DetectInstance implements OperatorInstance {
     } else ctx.count('not-a-number');
     const out: StreamRecord = {
       key: record.key,
-      value: { ...record.value, anomaly_score: score, anomalous: st.anomalous, expected, lower, upper },
+      value: s.extend(record.value, [score, st.anomalous, expected, lower, upper]),
       timestamp: record.timestamp,
       ...(record.headers ? { headers: record.headers } : {}),
     };

@@ -12,6 +12,8 @@ import { JsonShapeError, jsonAsAvro } from '../kernel/json-avro.ts';
 import { computedFields } from './lib/fields.ts';
 import type { ComputedField } from './lib/fields.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
+import { recordExtender } from '../kernel/record.ts';
+import type { RecordExtender } from '../kernel/record.ts';
 import { HttpLookup } from '../connectors/http-lookup.ts';
 import type { HttpLookupOptions, LookupResult } from '../connectors/http-lookup.ts';
 
@@ -249,7 +251,17 @@ operators:
       breaker: { errorPercentage: config.circuit_breaker.error_percentage, minRequests: config.circuit_breaker.min_requests, resetMs: config.circuit_breaker.reset },
       ...(config.headers !== undefined ? { headers: config.headers } : {}),
     };
-    const settings: Settings = { template, http, responseTy, as: config.as, added, onError: config.on_error, errorField: config.error_field, cacheOff: config.cache.ttl === 0 };
+    const inputFields = recordTy(input.schema).fields.map((f) => f.name);
+    const settings: Settings = {
+      template,
+      http,
+      responseTy,
+      added,
+      onError: config.on_error,
+      cacheOff: config.cache.ttl === 0,
+      view: recordExtender(inputFields, [config.as]),
+      output: recordExtender(inputFields, [...added.map((f) => f.name), ...(config.on_error === 'pass' ? [config.error_field] : [])]),
+    };
     return compiled({
       outputs: [{ name: DEFAULT_OUTPUT, schema, keyFields: input.keyFields }],
       create: () => new EnrichInstance(settings),
@@ -261,11 +273,13 @@ interface Settings {
   template: UrlTemplate;
   http: Omit<HttpLookupOptions, 'onEvent' | 'onLatency'>;
   responseTy: RecordTy;
-  as: string;
   added: Array<{ name: string; ev: Ev; def?: Ev }>;
   onError: EnrichConfig['on_error'];
-  errorField: string;
   cacheOff: boolean;
+  /** The record with the answer under `as` (what `fields` read). */
+  view: RecordExtender;
+  /** The output: the record, the added fields, then (on_error: pass) the error field. */
+  output: RecordExtender;
 }
 
 const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
@@ -344,22 +358,22 @@ class EnrichInstance implements OperatorInstance {
         error = `the answer does not fit the response schema: ${err.message}`;
       }
     } else if (r.kind === 'error') error = r.error;
-    const out: Record<string, unknown> = { ...record.value };
     const added = this.s.added;
+    const values: unknown[] = [];
     if (error === undefined) {
-      const view: Record<string, unknown> = { ...record.value, [this.s.as]: response };
-      for (let i = 0; i < added.length; i++) out[added[i]!.name] = added[i]!.ev(view);
-      if (this.s.onError === 'pass') out[this.s.errorField] = null;
+      const view = this.s.view(record.value, [response]);
+      for (let i = 0; i < added.length; i++) values.push(added[i]!.ev(view));
+      if (this.s.onError === 'pass') values.push(null);
     } else {
       ctx.count('failed');
       if (this.s.onError === 'dead_letter') {
         ctx.deadLetter('enrich-error', error);
         return;
       }
-      for (let i = 0; i < added.length; i++) out[added[i]!.name] = this.s.onError === 'default' ? added[i]!.def!(record.value) : null;
-      if (this.s.onError === 'pass') out[this.s.errorField] = error;
+      for (let i = 0; i < added.length; i++) values.push(this.s.onError === 'default' ? added[i]!.def!(record.value) : null);
+      if (this.s.onError === 'pass') values.push(error);
     }
-    ctx.forward({ key: record.key, value: out, timestamp: record.timestamp, ...(record.headers ? { headers: record.headers } : {}) });
+    ctx.forward({ key: record.key, value: this.s.output(record.value, values), timestamp: record.timestamp, ...(record.headers ? { headers: record.headers } : {}) });
   }
 
   close(): void {

@@ -10,6 +10,7 @@ import { suggestion } from '../kernel/diagnostics.ts';
 import { checkFieldPath } from '../kernel/spec.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
+import { recordExtender } from '../kernel/record.ts';
 
 export interface LookupConfig {
   table: string;
@@ -168,6 +169,7 @@ operators:
     );
     const paths = splitPaths(key);
     const names = added.map((f) => f.name);
+    const extend = recordExtender(recordTy(input.schema).fields.map((f) => f.name), names);
     const evs = added.map((f) => f.ev);
     const defs = added.map((f) => f.def);
     const onMiss = config.on_miss;
@@ -181,10 +183,10 @@ operators:
           process(record, ctx) {
             const k = keyOfRecord(record.value, paths);
             const found = k === null ? undefined : ctx.table(tableName).get(k);
-            const out: Record<string, unknown> = { ...record.value };
+            const values = new Array<unknown>(names.length);
             if (found !== undefined) {
               ctx.count('hit');
-              for (let i = 0; i < names.length; i++) out[names[i]!] = evs[i]!(found);
+              for (let i = 0; i < names.length; i++) values[i] = evs[i]!(found);
             } else {
               ctx.count('miss');
               if (onMiss === 'drop') return;
@@ -192,9 +194,9 @@ operators:
                 ctx.deadLetter('lookup-miss', `table '${tableName}' has no row for key ${k === null ? 'null' : JSON.stringify(k)}`);
                 return;
               }
-              for (let i = 0; i < names.length; i++) out[names[i]!] = onMiss === 'default' ? defs[i]!(record.value) : null;
+              for (let i = 0; i < names.length; i++) values[i] = onMiss === 'default' ? defs[i]!(record.value) : null;
             }
-            ctx.forward({ key: record.key, value: out, timestamp: record.timestamp, headers: record.headers });
+            ctx.forward({ key: record.key, value: extend(record.value, values), timestamp: record.timestamp, headers: record.headers });
           },
         };
       },

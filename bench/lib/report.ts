@@ -1,4 +1,5 @@
 // The result of a run (written as JSON) and its Markdown summary (printed and written).
+import type { OperatorCost } from './analysis.ts';
 import type { DrainSettings, KafkaRunResult, LatencySettings, LoadSettings, MatchedPipeResult } from './kafka-bench.ts';
 import type { MachineInfo } from './machine.ts';
 import type { ConsumerPerfResult, ProducerPerfResult } from './perf-tools.ts';
@@ -45,6 +46,8 @@ export interface CoreResults {
   perOperatorNs: { filter: number; map: number; aggregate: number; filterR2: number; mapR2: number };
   workloads: Array<{ name: WorkloadName; nsPerRecord: number; recordsPerSec: number; outputsPerRecord: number; changelogPerRecord: number }>;
   stages: CoreStage[];
+  /** The detect operator's detectors: whole chain and the detector's share (chain − zero-operator chain), state per series. */
+  detectors?: Array<OperatorCost & { operatorNs: number }>;
 }
 
 export interface BenchResult {
@@ -212,6 +215,16 @@ export function summaryMarkdown(r: BenchResult): string {
       `median of repeated passes on fresh tasks. Per-operator costs are the slopes of chains of 0 to ${Math.max(...r.core.chains.map.map((p) => p.operators))} operators ` +
       `(r² filter ${fmt(r.core.perOperatorNs.filterR2, 3)}, map ${fmt(r.core.perOperatorNs.mapR2, 3)}).`,
   );
+  if (r.core.detectors !== undefined && r.core.detectors.length > 0) {
+    out.push('');
+    out.push('### Anomaly detectors (detect operator)');
+    out.push('');
+    out.push(row(['detector', 'ns / record (whole chain)', 'records/s', 'detect share ns', 'state B / series (Avro changelog)', 'heap B / series', 'series']));
+    out.push(row(['---', '---:', '---:', '---:', '---:', '---:', '---:']));
+    for (const d of r.core.detectors) out.push(row([d.name, fmt(d.nsPerRecord, 0), fmtInt(d.recordsPerSec), fmt(d.operatorNs, 0), fmtInt(d.stateBytesPerSeries), fmtInt(d.heapBytesPerSeries), fmtInt(d.series)]));
+    out.push('');
+    out.push('Whole chain: decode → detect → encode, on the load above. State: after 250 values of each series, as its changelog holds it (keys + Avro values) and as heap growth.');
+  }
   if (r.scaling) {
     out.push('');
     out.push('## Scaling with the number of series (window workload)');

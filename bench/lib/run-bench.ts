@@ -17,6 +17,7 @@ import { barChartSpec, lineChartSpec, renderSvg } from './charts.ts';
 import type { Point } from './charts.ts';
 import { runChild } from './child-process.ts';
 import { benchSerde, coreLoad, measurePlan, measureSerde } from './core.ts';
+import { measureDetectors } from './analysis.ts';
 import { generateLoad } from './load.ts';
 import { runKafkaTarget } from './kafka-bench.ts';
 import type { DrainSettings, KafkaEnv, KafkaTarget, LatencySettings, LoadSettings } from './kafka-bench.ts';
@@ -222,6 +223,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
     const m = await measurePlan(plan, serde, inputs, { repeat, batch });
     workloads.push({ name, nsPerRecord: m.nsPerRecord, recordsPerSec: m.recordsPerSec, outputsPerRecord: m.outputsPerRecord, changelogPerRecord: m.changelogPerRecord });
   }
+  const detectors = await measureDetectors(serde, metrics, { repeat, batch, stateSeries: o.quick ? 2000 : 10_000, perSeries: 250, seed: o.seed + 3 }, log);
   const win = workloads.find((w) => w.name === 'window')!;
   // The window chain encodes only its outputs where the zero-operator chain encodes every record.
   const aggregate = win.nsPerRecord - zero + encodeNs * (1 - win.outputsPerRecord);
@@ -238,7 +240,18 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
       note: `decode → operators → encode; ${(w.outputsPerRecord * 100).toFixed(1)}% out, ${w.changelogPerRecord.toFixed(2)} changelog records/record`,
     })),
   ];
-  return { records: o.coreRecords, keys: o.keys, batch, decodeNs, encodeNs, chains, perOperatorNs: { filter: ff.slope, map: mf.slope, aggregate, filterR2: ff.r2, mapR2: mf.r2 }, workloads, stages };
+  return {
+    records: o.coreRecords,
+    keys: o.keys,
+    batch,
+    decodeNs,
+    encodeNs,
+    chains,
+    perOperatorNs: { filter: ff.slope, map: mf.slope, aggregate, filterR2: ff.r2, mapR2: mf.r2 },
+    workloads,
+    stages,
+    detectors: detectors.map((d) => ({ ...d, operatorNs: d.nsPerRecord - zero })),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

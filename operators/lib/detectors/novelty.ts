@@ -13,23 +13,18 @@ import type { Assessment, Detector, DetectorKind } from './index.ts';
 const BLOCK = 4;
 const M = 8; // blocks per stretch
 const H = 500; // blocks of history
-const RING = H + M + 1;
+const RING = H + M;
 const WARM = 30; // assessed stretches before scores
 const DECAY = 0.9995 ** BLOCK; // per block: the maximum halves every ~1,400 values
 const REST = 20; // blocks
-const RESYNC = 128; // blocks between exact recomputations of the running dot products
 
 interface NoveltyState {
   /** Values of the block being filled. */
   block: number[];
   /** Blocks so far. */
   t: number;
-  /** Block values, a ring of RING (block i at i mod RING). */
+  /** Block values as 32-bit floats, a ring of RING (block i at i mod RING). */
   ring: number[];
-  /** Sum of squares of the stretch ending at block i, a ring of H + 1. */
-  ss: number[];
-  /** Dot product of the latest stretch with the one `lag` blocks earlier, by lag (0..H). */
-  qt: number[];
   /** The decayed maximum novelty, stretches assessed, and the block of the latest new maximum. */
   max: number;
   seen: number;
@@ -46,12 +41,6 @@ function blockValue(b: readonly number[]): number {
 }
 
 export function novelty(): Detector<NoveltyState> {
-  const at = (s: NoveltyState, i: number) => s.ring[i % RING]!;
-  const dot = (s: NoveltyState, t: number, lag: number) => {
-    let q = 0;
-    for (let i = 0; i < M && t - lag - i >= 0; i++) q += at(s, t - i) * at(s, t - lag - i);
-    return q;
-  };
   return {
     state: {
       type: 'record',
@@ -60,46 +49,38 @@ export function novelty(): Detector<NoveltyState> {
       fields: [
         { name: 'block', type: { type: 'array', items: 'double' } },
         { name: 't', type: 'long' },
-        { name: 'ring', type: { type: 'array', items: 'double' } },
-        { name: 'ss', type: { type: 'array', items: 'double' } },
-        { name: 'qt', type: { type: 'array', items: 'double' } },
+        { name: 'ring', type: { type: 'array', items: 'float' } },
         { name: 'max', type: 'double' },
         { name: 'seen', type: 'long' },
         { name: 'last', type: 'long' },
       ],
     },
-    init: () => ({ block: [], t: 0, ring: new Array<number>(RING).fill(0), ss: new Array<number>(H + 1).fill(0), qt: new Array<number>(H + 1).fill(0), max: 0, seen: 0, last: -1_000_000 }),
+    init: () => ({ block: [], t: 0, ring: new Array<number>(RING).fill(0), max: 0, seen: 0, last: -1_000_000 }),
     step(s, x): Assessment {
       s.block.push(x);
       if (s.block.length < BLOCK) return { score: 0, expected: null, lower: null, upper: null };
-      const y = blockValue(s.block);
-      s.block = [];
       const t = s.t++;
-      s.ring[t % RING] = y;
-      const maxLag = Math.min(H, t);
-      if (t % RESYNC === 0) for (let lag = 1; lag <= maxLag; lag++) s.qt[lag] = dot(s, t, lag);
-      else {
-        const old = t - M >= 0 ? at(s, t - M) : 0;
-        for (let lag = 1; lag <= maxLag; lag++) {
-          let q = s.qt[lag]! + y * at(s, t - lag);
-          if (t - lag - M >= 0) q -= old * at(s, t - lag - M);
-          s.qt[lag] = q;
-        }
-      }
-      let ss = 0;
-      for (let i = 0; i < M && t - i >= 0; i++) ss += at(s, t - i) ** 2;
-      s.ss[t % (H + 1)] = ss;
+      // Kept as a 32-bit float, as the changelog stores it: a restored series computes the same.
+      s.ring[t % RING] = Math.fround(blockValue(s.block));
+      s.block = [];
       if (t < 2 * M) return { score: 0, expected: null, lower: null, upper: null };
+      const ring = s.ring;
+      // The nearest earlier stretch: squared distances, summed in a fixed order (no running sums to drift).
       let best = Number.POSITIVE_INFINITY;
       let bestLag = M;
-      for (let lag = M; lag <= maxLag && t - lag >= M - 1; lag++) {
-        const d2 = ss + s.ss[(t - lag) % (H + 1)]! - 2 * s.qt[lag]!;
+      const maxLag = Math.min(H, t - M + 1);
+      for (let lag = M; lag <= maxLag; lag++) {
+        let d2 = 0;
+        for (let i = 0; i < M && d2 < best; i++) {
+          const e = ring[(t - i) % RING]! - ring[(t - lag - i) % RING]!;
+          d2 += e * e;
+        }
         if (d2 < best) {
           best = d2;
           bestLag = lag;
         }
       }
-      const r = Math.sqrt(Math.max(0, best));
+      const r = Math.sqrt(best);
       s.seen++;
       let score = 0;
       if (s.seen > WARM) {
@@ -108,7 +89,7 @@ export function novelty(): Detector<NoveltyState> {
         if (u >= 1) s.last = t;
       }
       s.max = Math.max(s.max * DECAY, r);
-      return { score, expected: at(s, t - bestLag), lower: null, upper: null };
+      return { score, expected: ring[(t - bestLag) % RING]!, lower: null, upper: null };
     },
   };
 }
@@ -120,5 +101,5 @@ export const noveltyDetector: DetectorKind = {
   defaultWarmup: 0,
   params: [],
   create: novelty,
-  stateBytes: 'about 12 kB (the last 2,000 values as 500 blocks, and the running products)',
+  stateBytes: 'about 2 kB (the last 2,000 values as 500 blocks of 32-bit floats)',
 };

@@ -1,0 +1,100 @@
+// The cost of the analysis operators in-process: each detector of `detect` (ns per record, state
+// per series as its changelog stores it and on the heap), measured on the bench's metric load.
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { DETECTORS } from '../../operators/lib/detectors/index.ts';
+import type { AvroSerde } from '../../schemas/serde.ts';
+import { loadSchemaCatalog } from '../../schemas/serde.ts';
+import type { CoreInput } from './core.ts';
+import { CoreHarness, coreLoad, measurePlan } from './core.ts';
+import type { LoadSpec } from './load.ts';
+import { planText } from './topologies.ts';
+
+export interface OperatorCost {
+  name: string;
+  nsPerRecord: number;
+  recordsPerSec: number;
+  /** Series with state at the end of the state pass. */
+  series: number;
+  /** Keys + Avro values of the operator's stores (what its changelog holds), per series. */
+  stateBytesPerSeries: number;
+  /** Heap growth over the state pass (after full collections), per series; NaN below the noise. */
+  heapBytesPerSeries: number;
+}
+
+/** Heap growth below this is the collector's noise, not state. */
+const HEAP_NOISE_BYTES = 4 * 1024 * 1024;
+
+let gcFn: (() => void) | undefined;
+function fullGc(): number {
+  if (gcFn === undefined) {
+    setFlagsFromString('--expose-gc');
+    gcFn = runInNewContext('gc') as () => void;
+  }
+  gcFn();
+  gcFn();
+  return process.memoryUsage().heapUsed;
+}
+
+/** The topology of one detector: metrics -> detect (per host) -> sink. */
+export function detectorYaml(detector: string): string {
+  return `version: 1
+name: detect-${detector.replace(/_/g, '-')}
+sources:
+  - { name: metrics, topic: bench.metrics, schema: vigil.telemetry.MetricSample, key: [host], timestamp: timestamp, partitions: 1 }
+operators:
+  - { name: detect, type: detect, value: value, detector: ${detector} }
+sinks:
+  - { name: out, from: detect, topic: bench.scored }
+`;
+}
+
+async function measure(name: string, yaml: string, serde: AvroSerde, throughput: CoreInput[], state: CoreInput[], repeat: number, batch: number): Promise<OperatorCost> {
+  const plan = planText(yaml);
+  const m = await measurePlan(plan, serde, throughput, { repeat, batch });
+  const h = new CoreHarness(plan, serde);
+  await h.prepare();
+  const before = fullGc();
+  h.pass(state, batch);
+  const after = fullGc();
+  const series = h.stateEntries();
+  return {
+    name,
+    nsPerRecord: m.nsPerRecord,
+    recordsPerSec: m.recordsPerSec,
+    series,
+    stateBytesPerSeries: series > 0 ? h.stateBytes() / series : Number.NaN,
+    heapBytesPerSeries: series > 0 && after - before >= HEAP_NOISE_BYTES ? (after - before) / series : Number.NaN,
+  };
+}
+
+/**
+ * Every detector: ns per record on `load` (the core benchmark's metrics), and state per series after
+ * a pass over `stateSeries` series of `perSeries` records each.
+ */
+export async function measureDetectors(
+  serde: AvroSerde,
+  load: CoreInput['load'],
+  opts: { repeat: number; batch: number; stateSeries: number; perSeries: number; seed: number },
+  log: (l: string) => void = () => undefined,
+): Promise<OperatorCost[]> {
+  const spec: LoadSpec = {
+    kind: 'metric',
+    records: opts.stateSeries * opts.perSeries,
+    keys: opts.stateSeries,
+    recordBytes: 0,
+    outOfOrderFraction: 0,
+    maxOutOfOrderMs: 0,
+    anomalyFraction: 0.01,
+    seed: opts.seed,
+    startTime: 1_700_000_000_000,
+    spanMs: opts.perSeries * 10_000,
+  };
+  const stateLoad = await coreLoad(serde, loadSchemaCatalog().get('vigil.telemetry.MetricSample')!, 'bench.metrics-value', spec);
+  const out: OperatorCost[] = [];
+  for (const d of DETECTORS.keys()) {
+    log(`[bench] core: detector ${d}`);
+    out.push(await measure(d, detectorYaml(d), serde, [{ topic: 'bench.metrics', load }], [{ topic: 'bench.metrics', load: stateLoad }], opts.repeat, opts.batch));
+  }
+  return out;
+}
