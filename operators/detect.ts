@@ -26,6 +26,7 @@ export interface DetectConfig {
   window?: number;
   half_life?: number;
   season?: number;
+  history?: number;
 }
 
 /** What the operator keeps per series. */
@@ -99,6 +100,7 @@ export const detectOperator: OperatorDefinition<DetectConfig> = {
     window: { kind: 'integer', optional: true, min: 3, max: 100_000, description: 'robust_z: values in the sliding window (default 64).', examples: [256] },
     half_life: { kind: 'number', optional: true, min: 1, description: 'ewma: half-life of the mean and variance, in values (default 30).', examples: [100] },
     season: { kind: 'integer', optional: true, min: 2, max: 100_000, description: 'seasonal: the season length in values (288 for a day of 5-minute samples). Default: found from the warm-up values.', examples: [288] },
+    history: { kind: 'integer', optional: true, min: 64, max: 100_000, description: 'novelty: values of history each new stretch is compared with (default 800; 1 byte of state per value).', examples: [2000] },
   },
   examples: [
     {
@@ -154,12 +156,12 @@ sinks:
     const kind = DETECTORS.get(config.detector) as DetectorKind;
     const inTy = recordTy(input.schema);
     for (const f of OUTPUT_FIELDS) if (inTy.byName.has(f)) issues.push({ path: ['value'], message: `the input already has a field '${f}', which detect adds: rename it first (a map operator)` });
-    for (const [param, given] of [['window', config.window], ['half_life', config.half_life], ['season', config.season]] as const)
+    for (const [param, given] of [['window', config.window], ['half_life', config.half_life], ['season', config.season], ['history', config.history]] as const)
       if (given !== undefined && !kind.params.includes(param)) issues.push({ path: [param], message: `'${param}' does not apply to detector ${kind.name}${kind.params.length > 0 ? ` (it reads: ${kind.params.join(', ')})` : ''}` });
     const threshold = config.threshold ?? kind.defaultThreshold;
     const clear = config.clear ?? 0.6 * threshold;
     if (clear > threshold) issues.push({ path: ['clear'], message: `clear (${clear}) must not be above threshold (${threshold})` });
-    const params: DetectorParams = { window: config.window ?? 64, halfLife: config.half_life ?? 30, warmup: config.warmup ?? kind.defaultWarmup, ...(config.season !== undefined ? { season: config.season } : {}) };
+    const params: DetectorParams = { window: config.window ?? 64, halfLife: config.half_life ?? 30, history: config.history ?? 800, warmup: config.warmup ?? kind.defaultWarmup, ...(config.season !== undefined ? { season: config.season } : {}) };
     for (const m of kind.check?.(params) ?? []) issues.push({ path: ['detector'], message: m });
     const key = config.key ?? (input.keyFields !== undefined ? [...input.keyFields] : []);
     if (issues.length > 0) return refused(issues);
@@ -195,7 +197,21 @@ sinks:
         { name: 'anomalies', schema, keyFields: key.length > 0 ? key : input.keyFields },
       ],
       ...(key.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: key } } : {}),
-      stores: [{ name: 'series', kind: 'kv', value: state }],
+      stores: [
+        {
+          name: 'series',
+          kind: 'kv',
+          value: state,
+          ...(detector.toAvro !== undefined && detector.fromAvro !== undefined
+            ? {
+                codec: {
+                  toAvro: (v: unknown) => ({ ...(v as SeriesState), detector: detector.toAvro!((v as SeriesState).detector) }),
+                  fromAvro: (v: unknown) => ({ ...(v as SeriesState), detector: detector.fromAvro!((v as SeriesState).detector) }),
+                },
+              }
+            : {}),
+        },
+      ],
       create: () => new DetectInstance(settings),
     });
   },

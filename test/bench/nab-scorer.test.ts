@@ -318,7 +318,7 @@ describe('detectors over a corpus (vigil bench nab)', () => {
     for (const [name, kind] of DETECTORS) {
       const written = readResults(out, name, corpus);
       for (const f of corpus.files) {
-        const d = kind.create({ window: 64, halfLife: 30, warmup: kind.defaultWarmup });
+        const d = kind.create({ window: 64, halfLife: 30, history: 800, warmup: kind.defaultWarmup });
         const s = d.init();
         const direct = f.values.map((x, i) => {
           const a = d.step(s, x, 0);

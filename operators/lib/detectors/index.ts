@@ -24,6 +24,8 @@ export interface DetectorParams {
   halfLife: number;
   /** seasonal: season length in records; undefined = found from the warm-up data. */
   season?: number;
+  /** novelty: values of history the latest stretch is compared with. */
+  history: number;
   /** Records a series must have shown before it is scored. */
   warmup: number;
 }
@@ -32,6 +34,9 @@ export interface Detector<S = unknown> {
   /** Avro schema of one series' state. */
   readonly state: AvroType;
   init(): S;
+  /** The state as its Avro schema holds it, and back, when the two differ (typed arrays). */
+  toAvro?(s: S): unknown;
+  fromAvro?(v: unknown): S;
   /**
    * Scores `x` against the series so far, then learns it. `bandZ` is the band's half-width in the
    * detector's scale (what the operator's threshold stands for); detectors without a band ignore it.
@@ -47,7 +52,7 @@ export interface DetectorKind {
   /** Records before scoring, when the topology does not say. */
   defaultWarmup: number;
   /** Which optional parameters it reads (others are refused when given). */
-  params: ReadonlyArray<'window' | 'half_life' | 'season'>;
+  params: ReadonlyArray<'window' | 'half_life' | 'season' | 'history'>;
   /** Checks parameters beyond their specs (a message per problem). */
   check?(p: DetectorParams): string[];
   create(p: DetectorParams): Detector;

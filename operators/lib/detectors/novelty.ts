@@ -1,19 +1,17 @@
 // novelty: how unlike anything the series did recently its latest stretch is. The series is
 // downsampled in blocks of 4 values (each block kept as its value farthest from the block's mean, so
 // a one-value spike survives), and each new stretch of 8 blocks is compared with every earlier
-// stretch of the last 500 blocks (2,000 values): the distance to the nearest one is its novelty (the
+// stretch of the history (`history` values, 800 by default: 200 blocks): the distance to the nearest one is its novelty (the
 // left matrix profile, without normalisation, so a shift of level is as novel as a new shape). The
 // score compares that novelty with the largest one seen recently (a maximum that halves every ~1,400
 // values): a stretch as novel as the most novel recent one scores 0.5; one far beyond it, near 1.
 // After a stretch that sets a new maximum, the next 20 blocks (80 values) score 0: an anomaly is
 // reported where it starts, not for as long as it lasts. A series is assessed once per block (every
 // 4th value; the others score 0).
-import type { Assessment, Detector, DetectorKind } from './index.ts';
+import type { Assessment, Detector, DetectorKind, DetectorParams } from './index.ts';
 
 const BLOCK = 4;
 const M = 8; // blocks per stretch
-const H = 500; // blocks of history
-const RING = H + M;
 const WARM = 30; // assessed stretches before scores
 const DECAY = 0.9995 ** BLOCK; // per block: the maximum halves every ~1,400 values
 const REST = 20; // blocks
@@ -23,8 +21,8 @@ interface NoveltyState {
   block: number[];
   /** Blocks so far. */
   t: number;
-  /** Block values as 32-bit floats, a ring of RING (block i at i mod RING). */
-  ring: number[];
+  /** Block values as 32-bit floats, a ring of history/4 + 8 (block i at i mod its length). */
+  ring: Float32Array;
   /** The decayed maximum novelty, stretches assessed, and the block of the latest new maximum. */
   max: number;
   seen: number;
@@ -40,7 +38,9 @@ function blockValue(b: readonly number[]): number {
   return far;
 }
 
-export function novelty(): Detector<NoveltyState> {
+export function novelty(p: DetectorParams): Detector<NoveltyState> {
+  const H = Math.max(M, Math.floor(p.history / BLOCK)); // blocks of history
+  const RING = H + M;
   return {
     state: {
       type: 'record',
@@ -55,13 +55,18 @@ export function novelty(): Detector<NoveltyState> {
         { name: 'last', type: 'long' },
       ],
     },
-    init: () => ({ block: [], t: 0, ring: new Array<number>(RING).fill(0), max: 0, seen: 0, last: -1_000_000 }),
+    init: () => ({ block: [], t: 0, ring: new Float32Array(RING), max: 0, seen: 0, last: -1_000_000 }),
+    toAvro: (s) => ({ ...s, ring: Array.from(s.ring) }),
+    fromAvro: (v) => {
+      const s = v as Omit<NoveltyState, 'ring'> & { ring: number[] };
+      return { ...s, ring: Float32Array.from(s.ring) };
+    },
     step(s, x): Assessment {
       s.block.push(x);
       if (s.block.length < BLOCK) return { score: 0, expected: null, lower: null, upper: null };
       const t = s.t++;
       // Kept as a 32-bit float, as the changelog stores it: a restored series computes the same.
-      s.ring[t % RING] = Math.fround(blockValue(s.block));
+      s.ring[t % RING] = blockValue(s.block);
       s.block = [];
       if (t < 2 * M) return { score: 0, expected: null, lower: null, upper: null };
       const ring = s.ring;
@@ -99,7 +104,7 @@ export const noveltyDetector: DetectorKind = {
   summary: 'Distance of the latest stretch of the series to the nearest earlier one (left matrix profile), against the largest such distance seen recently.',
   defaultThreshold: 0.5,
   defaultWarmup: 0,
-  params: [],
+  params: ['history'],
   create: novelty,
-  stateBytes: 'about 2 kB (the last 2,000 values as 500 blocks of 32-bit floats)',
+  stateBytes: '4 bytes per 4 values of history (0.9 kB at the default history of 800 values)',
 };
