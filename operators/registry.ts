@@ -9,6 +9,7 @@ import { filterOperator } from './filter.ts';
 import { joinOperator } from './join.ts';
 import { lookupOperator } from './lookup.ts';
 import { mapOperator } from './map.ts';
+import { predictOperator } from './predict.ts';
 import { sequenceOperator } from './sequence.ts';
 import { validateOperator } from './validate.ts';
 
@@ -24,6 +25,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   sequenceOperator,
   absenceOperator,
   detectOperator,
+  predictOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */

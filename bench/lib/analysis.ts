@@ -14,7 +14,7 @@ export interface OperatorCost {
   name: string;
   nsPerRecord: number;
   recordsPerSec: number;
-  /** Series with state at the end of the state pass. */
+  /** Series in the state pass. */
   series: number;
   /** Keys + Avro values of the operator's stores (what its changelog holds), per series. */
   stateBytesPerSeries: number;
@@ -49,7 +49,7 @@ sinks:
 `;
 }
 
-async function measure(name: string, yaml: string, serde: AvroSerde, throughput: CoreInput[], state: CoreInput[], repeat: number, batch: number): Promise<OperatorCost> {
+async function measure(name: string, yaml: string, serde: AvroSerde, throughput: CoreInput[], state: CoreInput[], series: number, repeat: number, batch: number): Promise<OperatorCost> {
   const plan = planText(yaml);
   const m = await measurePlan(plan, serde, throughput, { repeat, batch });
   const h = new CoreHarness(plan, serde);
@@ -57,7 +57,6 @@ async function measure(name: string, yaml: string, serde: AvroSerde, throughput:
   const before = fullGc();
   h.pass(state, batch);
   const after = fullGc();
-  const series = h.stateEntries();
   return {
     name,
     nsPerRecord: m.nsPerRecord,
@@ -94,7 +93,49 @@ export async function measureDetectors(
   const out: OperatorCost[] = [];
   for (const d of DETECTORS.keys()) {
     log(`[bench] core: detector ${d}`);
-    out.push(await measure(d, detectorYaml(d), serde, [{ topic: 'bench.metrics', load }], [{ topic: 'bench.metrics', load: stateLoad }], opts.repeat, opts.batch));
+    out.push(await measure(d, detectorYaml(d), serde, [{ topic: 'bench.metrics', load }], [{ topic: 'bench.metrics', load: stateLoad }], opts.stateSeries, opts.repeat, opts.batch));
+  }
+  return out;
+}
+
+/** The topology of a linear predict over a count window of `points` values per series. */
+export function predictYaml(points: number): string {
+  return `version: 1
+name: predict-${points}
+sources:
+  - { name: metrics, topic: bench.metrics, schema: vigil.telemetry.MetricSample, key: [host], timestamp: timestamp, partitions: 1 }
+operators:
+  - { name: trend, type: predict, value: value, fit: linear, points: ${points}, min_points: 2, horizon: 1h, threshold: 1000 }
+sinks:
+  - { name: out, from: trend, topic: bench.trend }
+`;
+}
+
+/**
+ * Linear predict with count windows of growing size over series long enough to fill them: each
+ * record adds a point and takes the oldest away (running sums), so ns/record stays flat.
+ */
+export async function measurePredictScaling(serde: AvroSerde, sizes: readonly number[], opts: { repeat: number; batch: number; seed: number }, log: (l: string) => void = () => undefined): Promise<Array<OperatorCost & { points: number }>> {
+  const series = 20;
+  const perSeries = 2 * Math.max(...sizes);
+  const spec: LoadSpec = {
+    kind: 'metric',
+    records: series * perSeries,
+    keys: series,
+    recordBytes: 0,
+    outOfOrderFraction: 0,
+    maxOutOfOrderMs: 0,
+    anomalyFraction: 0.01,
+    seed: opts.seed,
+    startTime: 1_700_000_000_000,
+    spanMs: perSeries * 10_000,
+  };
+  const load = await coreLoad(serde, loadSchemaCatalog().get('vigil.telemetry.MetricSample')!, 'bench.metrics-value', spec);
+  const input = [{ topic: 'bench.metrics', load }];
+  const out: Array<OperatorCost & { points: number }> = [];
+  for (const points of sizes) {
+    log(`[bench] core: predict, linear, window of ${points} points`);
+    out.push({ ...(await measure(`predict linear, ${points} points`, predictYaml(points), serde, input, input, series, opts.repeat, opts.batch)), points });
   }
   return out;
 }

@@ -48,6 +48,8 @@ export interface CoreResults {
   stages: CoreStage[];
   /** The detect operator's detectors: whole chain and the detector's share (chain − zero-operator chain), state per series. */
   detectors?: Array<OperatorCost & { operatorNs: number }>;
+  /** predict, linear, over count windows of growing size: ns/record should not grow. */
+  predict?: Array<OperatorCost & { operatorNs: number; points: number }>;
 }
 
 export interface BenchResult {
@@ -224,6 +226,16 @@ export function summaryMarkdown(r: BenchResult): string {
     for (const d of r.core.detectors) out.push(row([d.name, fmt(d.nsPerRecord, 0), fmtInt(d.recordsPerSec), fmt(d.operatorNs, 0), fmtInt(d.stateBytesPerSeries), fmtInt(d.heapBytesPerSeries), fmtInt(d.series)]));
     out.push('');
     out.push('Whole chain: decode → detect → encode, on the load above. State: after 250 values of each series, as its changelog holds it (keys + Avro values) and as heap growth.');
+  }
+  if (r.core.predict !== undefined && r.core.predict.length > 0) {
+    out.push('');
+    out.push('### Trend prediction (predict, linear): cost as the window grows');
+    out.push('');
+    out.push(row(['window (points)', 'ns / record (whole chain)', 'records/s', 'predict share ns', 'state B / series']));
+    out.push(row(['---:', '---:', '---:', '---:', '---:']));
+    for (const p of r.core.predict) out.push(row([fmtInt(p.points), fmt(p.nsPerRecord, 0), fmtInt(p.recordsPerSec), fmt(p.operatorNs, 0), fmtInt(p.stateBytesPerSeries)]));
+    out.push('');
+    out.push('20 series, each twice as long as the largest window. Each record adds a point to running sums and takes the oldest away; the points are kept in chunks of 64, so the changelog a commit writes does not grow with the window either.');
   }
   if (r.scaling) {
     out.push('');

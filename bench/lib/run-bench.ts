@@ -17,7 +17,7 @@ import { barChartSpec, lineChartSpec, renderSvg } from './charts.ts';
 import type { Point } from './charts.ts';
 import { runChild } from './child-process.ts';
 import { benchSerde, coreLoad, measurePlan, measureSerde } from './core.ts';
-import { measureDetectors } from './analysis.ts';
+import { measureDetectors, measurePredictScaling } from './analysis.ts';
 import { generateLoad } from './load.ts';
 import { runKafkaTarget } from './kafka-bench.ts';
 import type { DrainSettings, KafkaEnv, KafkaTarget, LatencySettings, LoadSettings } from './kafka-bench.ts';
@@ -224,6 +224,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
     workloads.push({ name, nsPerRecord: m.nsPerRecord, recordsPerSec: m.recordsPerSec, outputsPerRecord: m.outputsPerRecord, changelogPerRecord: m.changelogPerRecord });
   }
   const detectors = await measureDetectors(serde, metrics, { repeat, batch, stateSeries: o.quick ? 2000 : 10_000, perSeries: 250, seed: o.seed + 3 }, log);
+  const predict = await measurePredictScaling(serde, o.quick ? [10, 1000] : [10, 100, 1000, 10_000], { repeat, batch, seed: o.seed + 4 }, log);
   const win = workloads.find((w) => w.name === 'window')!;
   // The window chain encodes only its outputs where the zero-operator chain encodes every record.
   const aggregate = win.nsPerRecord - zero + encodeNs * (1 - win.outputsPerRecord);
@@ -251,6 +252,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
     workloads,
     stages,
     detectors: detectors.map((d) => ({ ...d, operatorNs: d.nsPerRecord - zero })),
+    predict: predict.map((p) => ({ ...p, operatorNs: p.nsPerRecord - zero })),
   };
 }
 
