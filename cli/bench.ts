@@ -18,6 +18,7 @@ import { NabFormatError, loadNabCorpus } from '../bench/lib/nab/corpus.ts';
 import { detectorsIn, nabMarkdown, scoreResultsDir } from '../bench/lib/nab/report.ts';
 import type { DetectorScores } from '../bench/lib/nab/report.ts';
 import { runNab } from '../bench/lib/nab/run.ts';
+import { forecastMarkdown, runForecast } from '../bench/lib/nab/forecast.ts';
 import type { NabRun } from '../bench/lib/nab/run.ts';
 import { DETECTORS } from '../operators/lib/detectors/index.ts';
 import { profileMarkdown, summarizeProfileFile } from '../bench/lib/profile.ts';
@@ -228,13 +229,20 @@ export function registerBench(program: Command): void {
     .option('--out <dir>', 'where to write the results (default bench/results/nab-<time>)')
     .option('--results <dir>', 'score the results in this directory instead of running detectors')
     .option('--corpus <dir>', 'the NAB corpus: data/ and labels/ (default ../shared/nab beside the repository)')
+    .option('--forecast', "instead: the predict operator's forecast error (MAPE) on the realAWSCloudwatch series, per fit and horizon")
     .option('--json <file>', 'also write every figure as JSON')
-    .action(async (o: { detector?: string; out?: string; results?: string; corpus?: string; json?: string }) => {
+    .action(async (o: { detector?: string; out?: string; results?: string; corpus?: string; json?: string; forecast?: boolean }) => {
       const corpusDir = resolve(o.corpus ?? join(REPO_ROOT, '..', 'shared', 'nab'));
       if (!existsSync(join(corpusDir, 'labels', 'combined_windows.json'))) throw new InvalidArgumentError(`no NAB corpus at ${corpusDir} (labels/combined_windows.json is missing); give --corpus`);
       const named = o.detector?.split(',').map((d) => d.trim()).filter((d) => d !== '');
       try {
         const corpus = loadNabCorpus(corpusDir);
+        if (o.forecast === true) {
+          const rows = await runForecast(corpus);
+          process.stdout.write(forecastMarkdown(rows));
+          if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(rows, null, 1)}\n`);
+          return;
+        }
         let results: DetectorScores[];
         let runs: NabRun[] = [];
         if (o.results !== undefined) results = scoreResultsDir(corpus, o.results, named ?? detectorsIn(o.results));

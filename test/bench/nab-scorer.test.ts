@@ -11,6 +11,7 @@ import { prng } from '../../connectors/telemetry-generator.ts';
 import { NabFormatError, loadNabCorpus, readResults, resultsPath, writeResults } from '../../bench/lib/nab/corpus.ts';
 import type { NabCorpus } from '../../bench/lib/nab/corpus.ts';
 import { runNab } from '../../bench/lib/nab/run.ts';
+import { runForecast } from '../../bench/lib/nab/forecast.ts';
 import { DETECTORS } from '../../operators/lib/detectors/index.ts';
 import {
   NAB_PROFILES,
@@ -328,5 +329,22 @@ describe('detectors over a corpus (vigil bench nab)', () => {
       }
     }
     expect(scores.map((s) => [s.detector, s.defaultThreshold, s.profiles.length])).toEqual([...DETECTORS.values()].map((k) => [k.name, k.defaultThreshold, 3]));
+  }, 60_000);
+});
+
+describe('forecast error (vigil bench nab --forecast)', () => {
+  it('a linear ramp is forecast exactly by the line and polynomial, and the naive forecast misses by the ramp', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vigil-nab-forecast-'));
+    mkdirSync(join(dir, 'data', 'ramp'), { recursive: true });
+    const rows = Array.from({ length: 200 }, (_, i) => `${nabTime(T0 + i * STEP)},${100 + i}`);
+    writeFileSync(join(dir, 'data', 'ramp', 'r.csv'), `timestamp,value\n${rows.join('\n')}\n`);
+    mkdirSync(join(dir, 'labels'));
+    writeFileSync(join(dir, 'labels', 'combined_windows.json'), JSON.stringify({ 'ramp/r.csv': [] }));
+    const out = await runForecast(loadNabCorpus(dir), 'ramp');
+    const by = Object.fromEntries(out.map((r) => [r.fit, r]));
+    for (const fit of ['linear', 'polynomial', 'robust'] as const) for (const m of by[fit]!.mape) expect(m).toBeCloseTo(0, 6);
+    // 30 minutes ahead is 6 samples: the naive forecast is 6 below, at values of 100 to 300.
+    expect(by['naive (last value)']!.mape[1]).toBeGreaterThan(1);
+    expect(by.linear!.samples[0]).toBe(200 - 23 - 1);
   }, 60_000);
 });
