@@ -4,6 +4,7 @@
 //   vigil bench profile FILE            self time per function of a .cpuprofile
 //   vigil bench charts RESULT.json      the charts of a run, rendered again
 //   vigil bench nab [--detector D]      the detectors over the NAB corpus, scored under NAB's rules
+//   vigil bench incident                alert storms through the incident operator: reduction, root cause
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -19,6 +20,7 @@ import { detectorsIn, nabMarkdown, scoreResultsDir } from '../bench/lib/nab/repo
 import type { DetectorScores } from '../bench/lib/nab/report.ts';
 import { runNab } from '../bench/lib/nab/run.ts';
 import { forecastMarkdown, runForecast } from '../bench/lib/nab/forecast.ts';
+import { DEFAULT_STORMS, runStorms, stormMarkdown } from '../bench/lib/incident.ts';
 import type { NabRun } from '../bench/lib/nab/run.ts';
 import { DETECTORS } from '../operators/lib/detectors/index.ts';
 import { profileMarkdown, summarizeProfileFile } from '../bench/lib/profile.ts';
@@ -263,5 +265,20 @@ export function registerBench(program: Command): void {
         process.stderr.write(`vigil bench nab: ${e.message}\n`);
         process.exitCode = 1;
       }
+    });
+
+  bench
+    .command('incident')
+    .description('Alert storms: failures injected at one service of a generated service graph cascade to the services depending on it, with noise alerts throughout; the incident operator (its defaults) groups them; prints the alert reduction and the root-cause top-1 accuracy')
+    .option('--storms <n>', 'failures injected, an hour apart', int(1, 100_000), DEFAULT_STORMS.storms)
+    .option('--services <n>', 'services in the graph', int(10, 100_000), DEFAULT_STORMS.services)
+    .option('--spread <p>', 'probability that a dependent of an affected service is affected', fraction, DEFAULT_STORMS.spread)
+    .option('--noise <n>', 'noise alerts per hour', int(0, 1_000_000), DEFAULT_STORMS.noisePerHour)
+    .option('--seed <n>', 'seed of the generated graph and storms', int(0), DEFAULT_STORMS.seed)
+    .option('--json <file>', 'also write the figures as JSON')
+    .action(async (o: { storms: number; services: number; spread: number; noise: number; seed: number; json?: string }) => {
+      const r = runStorms({ storms: o.storms, services: o.services, spread: o.spread, noisePerHour: o.noise, seed: o.seed });
+      process.stdout.write(stormMarkdown(r));
+      if (o.json !== undefined) await writeFile(o.json, `${JSON.stringify(r, null, 1)}\n`);
     });
 }

@@ -6,6 +6,7 @@ import { aggregateOperator } from './aggregate.ts';
 import { detectOperator } from './detect.ts';
 import { enrichOperator } from './enrich.ts';
 import { filterOperator } from './filter.ts';
+import { incidentOperator } from './incident.ts';
 import { joinOperator } from './join.ts';
 import { lookupOperator } from './lookup.ts';
 import { mapOperator } from './map.ts';
@@ -26,6 +27,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   absenceOperator,
   detectOperator,
   predictOperator,
+  incidentOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */
