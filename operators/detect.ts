@@ -50,7 +50,7 @@ Scores each record's \`value\` against what its series (the records with the sam
 one record at a time and with no look-ahead, and sends the record on with five fields added:
 \`anomaly_score\` (0 to 1), \`anomalous\` (the flag), and \`expected\`, \`lower\`, \`upper\` (what the detector expected
 and the band it would accept at the threshold; null when it has none, e.g. during warm-up). The \`anomalies\` output
-has the records flagged anomalous.
+has the records flagged anomalous; \`changes\` the records at which the flag turned on or off (an onset, a recovery).
 
 **Detectors** (\`detector\`): ${detectorList()}
 
@@ -82,6 +82,7 @@ export const detectOperator: OperatorDefinition<DetectConfig> = {
   outputs: [
     { name: DEFAULT_OUTPUT, description: 'Every record, with `anomaly_score`, `anomalous`, `expected`, `lower`, `upper` added.' },
     { name: 'anomalies', description: 'The records flagged anomalous (the same fields).' },
+    { name: 'changes', description: 'The records at which the flag turned on or off (`anomalous` tells which): one per onset and one per recovery, to raise and resolve an alert.' },
   ],
   config: {
     value: { kind: 'expression', returns: 'number', description: 'The value to watch, an expression over the record.', examples: ['value', 'bytes_out / 1e6'] },
@@ -195,6 +196,7 @@ sinks:
       outputs: [
         { name: DEFAULT_OUTPUT, schema, keyFields: key.length > 0 ? key : input.keyFields },
         { name: 'anomalies', schema, keyFields: key.length > 0 ? key : input.keyFields },
+        { name: 'changes', schema, keyFields: key.length > 0 ? key : input.keyFields },
       ],
       ...(key.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: key } } : {}),
       stores: [
@@ -249,6 +251,7 @@ class DetectInstance implements OperatorInstance {
     let expected: number | null = null;
     let lower: number | null = null;
     let upper: number | null = null;
+    const was = st.anomalous;
     if (Number.isFinite(x)) {
       const a = s.detector.step(st.detector, x, s.bandZ);
       st.n++;
@@ -279,5 +282,6 @@ class DetectInstance implements OperatorInstance {
     };
     ctx.forward(out);
     if (st.anomalous) ctx.emit('anomalies', out);
+    if (st.anomalous !== was) ctx.emit('changes', out);
   }
 }

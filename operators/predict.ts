@@ -54,6 +54,8 @@ interface SeriesState {
   /** The newest value. */
   last: number;
   sums: WindowSums;
+  /** Whether the series' latest record went to `breaches`. */
+  breaching: boolean;
 }
 
 interface Chunk {
@@ -96,7 +98,8 @@ what the trend says: \`predicted\` (the value \`horizon\` after the record), \`s
 time), \`fit_error\` (root mean square of the fit's residuals over the window), \`points\` (how many it used), and,
 given a \`threshold\`, when the trend crosses it: \`crosses_at\` (a time), \`eta_ms\` and \`eta\` ("3 h 10 min"). The
 fields are null until the window holds \`min_points\`, and the crossing fields when the trend does not cross within
-\`lookahead\`. With \`within\`, records whose crossing is that close also go to the \`breaches\` output.
+\`lookahead\`. With \`within\`, records whose crossing is that close also go to the \`breaches\` output, and \`changes\` has the records at which
+a series starts or stops breaching (to raise a warning once and resolve it).
 
 **Window.** \`points: N\` keeps the last N values; \`window: 1h\` the values of the last hour of event time (as a
 Prometheus range \`[1h]\`: times after the newest one minus 1h; at most \`max_points\` of them). The evaluation time is
@@ -121,6 +124,7 @@ export const predictOperator: OperatorDefinition<PredictConfig> = {
   outputs: [
     { name: DEFAULT_OUTPUT, description: 'Every record, with `predicted`, `slope`, `fit_error`, `points`, `crosses_at`, `eta_ms`, `eta` added.' },
     { name: 'breaches', description: 'The records whose trend crosses the threshold within `within` (the same fields).' },
+    { name: 'changes', description: 'With `within`: the first record of each run of breaches, and the first one after it (a breach starts, a breach is over: `eta_ms` null or beyond `within`).' },
   ],
   config: {
     value: { kind: 'expression', returns: 'number', description: 'The value to follow, an expression over the record.', examples: ['value', 'used_bytes / total_bytes * 100'] },
@@ -220,6 +224,7 @@ sinks:
             fields: ['origin', 'n', 'sx', 'cx', 'sy', 'cy', 'sxy', 'cxy', 'sx2', 'cx2', 'sy2', 'cy2', 'updates'].map((name) => ({ name, type: 'double' })),
           },
         },
+        { name: 'breaching', type: 'boolean', default: false },
       ],
     };
     const chunk: AvroType = {
@@ -249,6 +254,7 @@ sinks:
       outputs: [
         { name: DEFAULT_OUTPUT, schema, keyFields: key.length > 0 ? key : input.keyFields },
         { name: 'breaches', schema, keyFields: key.length > 0 ? key : input.keyFields },
+        { name: 'changes', schema, keyFields: key.length > 0 ? key : input.keyFields },
       ],
       ...(key.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: key } } : {}),
       stores: [
@@ -261,7 +267,7 @@ sinks:
 };
 
 function emptySeries(): SeriesState {
-  return { headChunk: 0, headIndex: 0, tailChunk: 0, count: 0, newest: Number.NEGATIVE_INFINITY, run: 0, last: Number.NaN, sums: emptySums() };
+  return { headChunk: 0, headIndex: 0, tailChunk: 0, count: 0, newest: Number.NEGATIVE_INFINITY, run: 0, last: Number.NaN, sums: emptySums(), breaching: false };
 }
 
 interface Settings {
@@ -345,9 +351,16 @@ class PredictInstance implements OperatorInstance {
     }
     const out: StreamRecord = { key: record.key, value: s.extend(record.value, values), timestamp: record.timestamp, ...(record.headers ? { headers: record.headers } : {}) };
     ctx.forward(out);
-    if (s.within !== undefined && values[5] !== null && (values[5] as number) <= s.within) {
+    if (s.within === undefined) return;
+    const breaching = values[5] !== null && (values[5] as number) <= s.within;
+    if (breaching) {
       ctx.count('breaches');
       ctx.emit('breaches', out);
+    }
+    if (st !== undefined && Number.isFinite(y) && breaching !== st.breaching) {
+      st.breaching = breaching;
+      this.series.put(key, st);
+      ctx.emit('changes', out);
     }
   }
 
