@@ -7,6 +7,8 @@ import { produceTelemetry } from '../connectors/telemetry-producer.ts';
 import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
 import type { TelemetryKind } from '../connectors/telemetry-generator.ts';
 import { readTopic } from '../connectors/topic-reader.ts';
+import { DEMO_TICK_MS, DemoScenario, demoSummary, scoreDemo } from '../connectors/demo-scenario.ts';
+import type { Observed } from '../connectors/demo-scenario.ts';
 import { loadSchemaCatalog } from '../schemas/serde.ts';
 
 export const DEMO_TOPOLOGY = fileURLToPath(new URL('../topology/examples/demo.yaml', import.meta.url));
@@ -14,9 +16,9 @@ export const DEMO_TOPOLOGY = fileURLToPath(new URL('../topology/examples/demo.ya
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('the main job: local broker + registry if none configured, the demo topology, and demo telemetry flowing in; alerts are printed as they come out')
+    .description('the main job: local broker + registry if none configured, the demo topology, and the demo telemetry (a service graph with injected incidents, in simulated time) flowing in; alerts and incidents are printed as they come out, and at the end how many injected incidents were caught, how late, and how many alerts were false')
     .option('--topology <file>', 'topology to run', DEMO_TOPOLOGY)
-    .option('--rate <n>', 'telemetry records per second per source', '50')
+    .option('--rate <n>', 'telemetry records per second per source (the demo metrics: 8 per 10 s of simulated time)', '100')
     .option('--duration <s>', 'stop after this many seconds (default: until Ctrl-C)')
     .option('--metrics-port <port>', 'serve /metrics and /health on this port', '9464')
     .action(async (o: { topology: string; rate: string; duration?: string; metricsPort: string }) => {
@@ -30,6 +32,11 @@ export function registerDemo(program: Command): void {
       void untilSignal().then(() => abort.abort());
 
       const kindOf = new Map(Object.entries(SCHEMA_OF_KIND).map(([k, v]) => [v, k as TelemetryKind]));
+      // Metrics come from the demo scenario, in simulated time from 12 hours ago: it runs ahead of
+      // the wall clock until it catches up, then follows it.
+      const start = Math.floor((Date.now() - 12 * 3_600_000) / DEMO_TICK_MS) * DEMO_TICK_MS;
+      const scenario = new DemoScenario(start, Date.now() & 0xffff);
+      let latest = start;
       const catalog = loadSchemaCatalog();
       const produced = new Map<string, number>();
       const producers = plan.topology.sources
@@ -46,12 +53,39 @@ export function registerDemo(program: Command): void {
             anomalyFraction: 0.02,
             seed: Date.now() & 0xffff,
             signal: abort.signal,
+            ...(s.schemaName === SCHEMA_OF_KIND.metric
+              ? {
+                  notAhead: true,
+                  source: {
+                    next: () => {
+                      const r = scenario.next();
+                      latest = r.value.timestamp;
+                      return r;
+                    },
+                  },
+                }
+              : {}),
             onProgress: (n) => produced.set(s.topic, n),
           }),
         );
       const sinks = [...new Set(plan.topology.sinks.map((s) => s.topic))];
       const outCount = new Map<string, number>();
+      const observed: Observed = { alerts: [], incidents: [] };
       let chain = Promise.resolve();
+      const show = async (topic: string, r: Parameters<typeof formatRecord>[1], n: number): Promise<void> => {
+        const v = r.value === null ? null : ((await env.serde.decodeAsync(r.value).catch(() => ({ value: null }))).value as Record<string, unknown> | null);
+        const t = (v?.timestamp as number | undefined) ?? Number(r.timestamp);
+        const at = `+${((t - start) / 60_000).toFixed(1)} min`;
+        if (topic === 'alerts' && v !== null && typeof v.rule === 'string') {
+          const a = v as unknown as Observed['alerts'][number] & { summary: string; severity: string };
+          observed.alerts.push({ timestamp: t, rule: a.rule, entity: a.entity, labels: a.labels });
+          log(`[alert ${at}] ${a.labels.state === 'resolved' ? 'RESOLVED' : a.severity.padEnd(8)} ${a.summary}`);
+        } else if (topic === 'incidents' && v !== null && typeof v.incident === 'string') {
+          const i = { ...(v as unknown as Observed['incidents'][number]), timestamp: t };
+          observed.incidents.push(i);
+          log(`[incident ${at}] ${i.status.padEnd(6)} ${i.incident}: root ${i.root}; ${i.members.map((m) => m.entity).join(', ')} (${i.signals} anomalous samples)`);
+        } else if (n <= 5 || n % 50 === 0) log(`[${topic}] ${await formatRecord(env.serde, r)}`);
+      };
       const readers = [...sinks, plan.topology.deadLetterTopic].map((topic) =>
         readTopic({
           brokers: env.brokers,
@@ -61,15 +95,16 @@ export function registerDemo(program: Command): void {
           onRecord: (r) => {
             const n = (outCount.get(topic) ?? 0) + 1;
             outCount.set(topic, n);
-            if (n <= 5 || n % 50 === 0)
-              chain = chain.then(async () => void log(`[${topic}] ${await formatRecord(env.serde, r)}`));
+            chain = chain.then(() => show(topic, r, n));
           },
         }),
       );
       const status = setInterval(() => {
         const ins = [...produced].map(([t, n]) => `${t}=${n}`).join(' ');
         const outs = [...sinks, plan.topology.deadLetterTopic].map((t) => `${t}=${outCount.get(t) ?? 0}`).join(' ');
-        log(`[vigil] in: ${ins || '-'} | out: ${outs}`);
+        const truth = scoreDemo(scenario.truth(), observed, latest);
+        const caught = truth.outcomes.filter((x) => x.caught).length;
+        log(`[vigil] in: ${ins || '-'} | out: ${outs} | simulated +${((latest - start) / 60_000).toFixed(0)} min, injected incidents caught: ${caught} of ${truth.outcomes.length}`);
       }, 5000);
       log(`[vigil] demo running; in another terminal: npx vigil tail ${sinks[0] ?? plan.topology.deadLetterTopic}`);
       await Promise.all(producers);
@@ -82,6 +117,7 @@ export function registerDemo(program: Command): void {
       const ins = [...produced].reduce((a, [, n]) => a + n, 0);
       const outs = sinks.reduce((a, t) => a + (outCount.get(t) ?? 0), 0);
       log(`[vigil] demo done: ${ins} telemetry records in, ${outs} records out, ${outCount.get(plan.topology.deadLetterTopic) ?? 0} dead letters`);
+      if (produced.has('telemetry.metrics') && sinks.includes('alerts')) for (const l of demoSummary(scoreDemo(scenario.truth(), observed, latest), start)) log(l);
       // A bounded run (CI) must have shown the loop working end to end.
       if (o.duration && (ins === 0 || outs === 0)) throw new Error('the demo produced telemetry but no records came out');
     });

@@ -3,7 +3,7 @@
 import { KafkaClient } from './kafka-client.ts';
 import type { OutRecord } from './kafka-client.ts';
 import { TelemetryGenerator, SCHEMA_OF_KIND } from './telemetry-generator.ts';
-import type { GeneratorOptions } from './telemetry-generator.ts';
+import type { GeneratedRecord, GeneratorOptions } from './telemetry-generator.ts';
 import type { AvroSerde } from '../schemas/serde.ts';
 import type { RecordSchema } from '../kernel/operator.ts';
 
@@ -23,6 +23,24 @@ export interface ProduceOptions extends GeneratorOptions {
   signal?: AbortSignal;
   /** Called after each acknowledged batch with the running total. */
   onProgress?: (sent: number) => void;
+  /** Records to send instead of the generator's (e.g. the demo scenario); `kind` still names the schema. */
+  source?: { next(): GeneratedRecord };
+  /**
+   * Never send a record whose `timestamp` field is ahead of the wall clock: wait for it (a source in
+   * simulated time that starts in the past catches up, then follows the clock; brokers refuse
+   * timestamps far in the future).
+   */
+  notAhead?: boolean;
+}
+
+function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
 }
 
 export async function produceTelemetry(opts: ProduceOptions): Promise<{ sent: number; anomalies: number; seconds: number }> {
@@ -36,7 +54,7 @@ export async function produceTelemetry(opts: ProduceOptions): Promise<{ sent: nu
   const id = await opts.serde.register(`${opts.topic}-value`, schema);
   const producer = client.producer();
   await producer.connect();
-  const gen = new TelemetryGenerator(opts);
+  const gen = opts.source ?? new TelemetryGenerator(opts);
   const rate = opts.rate ?? 0;
   const count = opts.count ?? 0;
   const batchSize = opts.batchSize ?? (rate > 0 ? Math.max(1, Math.min(500, Math.round(rate / 10))) : 500);
@@ -51,6 +69,8 @@ export async function produceTelemetry(opts: ProduceOptions): Promise<{ sent: nu
         const r = gen.next();
         if (r.anomaly) anomalies++;
         batch[i] = { topic: opts.topic, key: r.key, value: opts.serde.encode(id, r.value) };
+        const ahead = opts.notAhead === true ? (r.value.timestamp as number) - Date.now() : 0;
+        if (ahead > 0) await abortableSleep(ahead, opts.signal);
       }
       await producer.send(batch);
       sent += n;

@@ -29,7 +29,7 @@ describe('vigil validate (process)', () => {
   it('prints OK and a summary for a valid file', () => {
     const r = vigil(['validate', DEMO]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`OK ${DEMO}: 2 sources, 4 operators, 2 sinks, 2 sub-topologies\n`);
+    expect(r.stdout).toBe(`OK ${DEMO}: 1 source, 7 operators, 3 sinks, 1 sub-topology\n`);
     expect(r.code).toBe(0);
   });
 
@@ -62,14 +62,14 @@ describe('validateFiles', () => {
   it('prints the plan', () => {
     const r = capture([`${ROOT}${DEMO}`], { plan: true });
     expect(r.code).toBe(0);
-    expect(r.out[1]).toContain('sub-topology 0 (4 partitions)');
+    expect(r.out[1]).toContain('sub-topology 0 (1 partition');
   });
 
   it('prints JSON', () => {
     const r = capture([`${ROOT}${CYCLE}`, `${ROOT}${DEMO}`], { json: true });
     const [bad, good] = r.out.map((l) => JSON.parse(l));
     expect(bad).toMatchObject({ ok: false, diagnostics: [{ line: 24, column: 11, code: 'CYCLE' }, { line: 28, column: 11, code: 'CYCLE' }] });
-    expect(good).toMatchObject({ ok: true, sources: 2, operators: 4, sinks: 2, subtopologies: 2, diagnostics: [] });
+    expect(good).toMatchObject({ ok: true, sources: 1, operators: 7, sinks: 3, subtopologies: 1, diagnostics: [] });
   });
 
   it('reports a missing file', () => {

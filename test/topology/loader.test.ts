@@ -77,33 +77,34 @@ describe('golden fixtures', () => {
   it('the demo topology validates', () => {
     const t = loadTopology(DEMO, { env: {} });
     expect(t.name).toBe('demo-monitor');
-    expect(t.sources.map((s) => s.name)).toEqual(['metrics', 'logs']);
-    expect(t.nodes.map((n) => `${n.name}:${n.type}`)).toEqual(['hot:filter', 'metric-alert:map', 'errors:filter', 'log-alert:map']);
-    expect(t.sinks.map((s) => `${s.name}<-${s.from.name}`)).toEqual(['metric-alerts<-metric-alert', 'log-alerts<-log-alert']);
-    expect(t.nodes[1].compiled.outputs[0]!.schema.name).toBe('Alert');
-    expect(planTopology(t).subtopologies).toHaveLength(2);
+    expect(t.sources.map((s) => s.name)).toEqual(['metrics']);
+    expect(t.nodes.map((n) => `${n.name}:${n.type}`)).toEqual(['latency:filter', 'anomalies:detect', 'anomaly-alert:map', 'outages:incident', 'disk:filter', 'disk-trend:predict', 'disk-alert:map']);
+    expect(t.sinks.map((s) => `${s.name}<-${s.from.name}${s.from.output ? `.${s.from.output}` : ''}`)).toEqual(['anomaly-alerts<-anomaly-alert', 'disk-alerts<-disk-alert', 'incidents<-outages']);
+    expect(t.nodes[2].compiled.outputs[0]!.schema.name).toBe('Alert');
+    expect(planTopology(t).subtopologies).toHaveLength(1);
   });
 });
 
 describe('the demo topology end to end (in-process test driver)', () => {
-  it('turns hot CPU samples and error logs into alerts', () => {
+  it('raises an anomaly alert at the onset of a latency jump and resolves it at the recovery, and groups it into an incident', () => {
     const d = new TestDriver(planTopology(loadTopology(DEMO, { env: {} })));
     const ts = 1_700_000_000_000;
-    const metric = (name: string, value: number) => ({ timestamp: ts, name, host: 'web-1', value, unit: 'percent', tags: { region: 'eu-west-1' } });
-    d.pipe('metrics', metric('cpu.utilization', 98.04), { key: 'web-1' });
-    d.pipe('metrics', metric('cpu.utilization', 50), { key: 'web-1' });
-    d.pipe('metrics', metric('http.latency.p99', 700), { key: 'web-1' });
-    d.pipe('logs', { timestamp: ts, host: 'web-2', service: 'api', level: 'FATAL', message: 'out of memory', traceId: null, attributes: {} }, { key: 'web-2' });
-    d.pipe('logs', { timestamp: ts, host: 'web-2', service: 'api', level: 'INFO', message: 'ok', traceId: null, attributes: {} }, { key: 'web-2' });
-    // Both sinks write the `alerts` topic (keyed by entity).
+    const sample = (i: number, value: number) => d.pipe('metrics', { timestamp: ts + i * 10_000, name: 'http.latency.p99', host: 'api', value, unit: 'ms', tags: {} }, { key: 'api' });
+    let i = 0;
+    for (; i < 60; i++) sample(i, 60 + (i % 5));
+    for (; i < 70; i++) sample(i, 240);
+    for (; i < 160; i++) sample(i, 60 + (i % 5));
+    // Both alert sinks write the `alerts` topic (keyed by entity).
     const alerts = d.output('alerts');
-    expect(alerts.map((r) => [r.key, r.value.rule, r.value.severity, r.value.priority, r.value.summary])).toEqual([
-      ['web-1', 'cpu-hot', 'CRITICAL', 1, 'CPU at 98% on web-1'],
-      ['web-1', 'latency-high', 'WARNING', 2, 'p99 latency 700 ms on web-1'],
-      ['api', 'error-log', 'CRITICAL', 1, 'FATAL in api on web-2: out of memory'],
+    expect(alerts.map((r) => [r.key, r.value.rule, r.value.severity, (r.value.labels as Record<string, string>).state])).toEqual([
+      ['api', 'anomaly', 'CRITICAL', 'firing'],
+      ['api', 'anomaly', 'INFO', 'resolved'],
     ]);
-    expect(alerts[0].value).toMatchObject({ id: 'cpu.utilization:web-1', timestamp: ts, category: 'PERFORMANCE', value: 98.04, threshold: 90, labels: { metric: 'cpu.utilization', unit: 'percent', region: 'eu-west-1' } });
-    expect(alerts[2].value).toMatchObject({ category: 'SYSTEM', labels: { host: 'web-2', trace_id: '' }, value: null, threshold: null });
+    expect(alerts[0]!.value).toMatchObject({ id: 'anomaly:http.latency.p99:api', timestamp: ts + 600_000, category: 'PERFORMANCE', value: 240, summary: expect.stringMatching(/^anomalous http\.latency\.p99 on api: 240 ms \(expected 6\d/) });
+    expect(d.output('incidents').map((r) => [r.value.status, r.value.root])).toEqual([
+      ['open', 'api'],
+      ['closed', 'api'],
+    ]);
     expect(d.deadLetters()).toEqual([]);
   });
 });
