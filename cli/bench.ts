@@ -92,6 +92,8 @@ interface LoadCliOptions {
 export function registerBench(program: Command): void {
   const bench = program
     .command('bench')
+    // Options after a subcommand are the subcommand's: both vigil bench and vigil bench nab have --out and --json.
+    .enablePositionalOptions()
     .description('benchmark the engine on Kafka (passthrough, window, monitor, enrich, correlate) against ceilings measured in the same run, and in-process')
     .option('--quick', 'a short run (under 3 minutes on 2 cores): the table with ratios, no scaling curves or profile')
     .option('--workloads <list>', `comma-separated workloads (${WORKLOADS.join(', ')})`, workloadList)

@@ -13,7 +13,8 @@ import { registerValidate } from './validate.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
-  program.name('vigil').description('Stream processing on Apache Kafka for monitoring telemetry').showHelpAfterError();
+  // Positional options: `vigil bench nab --out DIR` gives --out to nab, though vigil bench has one too.
+  program.name('vigil').description('Stream processing on Apache Kafka for monitoring telemetry').showHelpAfterError().enablePositionalOptions();
   registerRun(program);
   registerValidate(program);
   registerTest(program);

@@ -283,6 +283,15 @@ describe('vigil bench nab', () => {
     { path: 'y/b.csv', rows: 300, windows: [[200, 210]] },
   ]);
 
+  it('runs a detector into the directory given by --out (an option of the subcommand, not of vigil bench)', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'vigil-nab-out-')), 'run');
+    const r = vigil(['--corpus', corpus.dir, '--detector', 'ewma', '--out', out]);
+    expect(r.stderr).toContain(`[bench] results in ${out}`);
+    expect(r.status).toBe(0);
+    expect(readResults(out, 'ewma', corpus).size).toBe(2);
+    expect(r.stdout).toMatch(/\| ewma \| \*\*/);
+  });
+
   it('scores every detector of a results directory and prints them beside the scoreboard', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vigil-nab-results-'));
     for (const f of corpus.files) {
@@ -326,9 +335,17 @@ describe('detectors over a corpus (vigil bench nab)', () => {
           return i < kind.defaultWarmup ? 0 : a.score;
         });
         expect([...written.get(f.path)!], `${name} ${f.path}`).toEqual(direct);
+        // As alerts: the score where the flag turns on (the first record at the threshold after a calm one), else 0.
+        const onsets = [...readResults(out, `${name}-onsets`, corpus).get(f.path)!];
+        expect(onsets).toHaveLength(direct.length);
+        onsets.forEach((o, i) => {
+          if (o !== 0) expect([o >= kind.defaultThreshold, o === direct[i], i === 0 || onsets[i - 1] === 0], `${name} ${f.path}:${i}`).toEqual([true, true, true]);
+        });
+        const firstHigh = direct.findIndex((x) => x >= kind.defaultThreshold);
+        if (firstHigh >= 0) expect(onsets[firstHigh], `${name} ${f.path}: the first flagged record is an onset`).toBe(direct[firstHigh]);
       }
     }
-    expect(scores.map((s) => [s.detector, s.defaultThreshold, s.profiles.length])).toEqual([...DETECTORS.values()].map((k) => [k.name, k.defaultThreshold, 3]));
+    expect(scores.map((s) => [s.detector, s.defaultThreshold, s.profiles.length])).toEqual([...DETECTORS.values()].flatMap((k) => [[k.name, k.defaultThreshold, 3], [`${k.name}-onsets`, k.defaultThreshold, 3]]));
   }, 60_000);
 });
 
