@@ -22,6 +22,7 @@ export interface IncidentConfig {
   quiet: number;
   scope?: string[];
   wall_clock: boolean;
+  max_members: number;
 }
 
 /** One entity of an incident. */
@@ -107,8 +108,9 @@ function outputSchema(fullname: string, opName: string): RecordSchema {
             ],
           },
         },
-        doc: 'The members, by first signal.',
+        doc: 'The members by first signal, at most max_members of them (the root always among them).',
       },
+      { name: 'truncated', type: 'int', doc: 'Members left out of members (beyond max_members).' },
       { name: 'entities', type: 'int', doc: 'Number of members.' },
       { name: 'signals', type: 'long', doc: 'Signals grouped into the incident so far (the alerts it replaces).' },
       { name: 'opened_at', type: TS, doc: 'Time of the first signal.' },
@@ -148,6 +150,10 @@ when a member joins, the root changes or another incident merges in, \`merged\`,
 signalled for \`quiet\` (event time; with \`wall_clock\`, also when the wall clock passes that time, as in
 \`absence\`). Repeated signals of a member only count (\`signals\`). The timestamp is the signal's (closed: its time).
 
+**Size.** An incident record lists at most \`max_members\` members (\`entities\` counts them all, \`truncated\` the ones
+left out). The operator keeps an open incident's members in one store entry (about 40 bytes each): some 20,000
+members fit in Kafka's default 1 MB record.
+
 **Scope.** With \`scope\` fields (e.g. \`[region]\`), incidents only group signals with the same scope values, and the
 input is partitioned by them. Without it all signals must reach one task: give the alert topic one partition, or
 group per scope, which also spreads the work.
@@ -176,6 +182,7 @@ export const incidentOperator: OperatorDefinition<IncidentConfig> = {
     quiet: { kind: 'duration', default: '10m', min: 1, description: 'An incident closes when none of its members signalled for this long.' },
     scope: { kind: 'array', optional: true, min: 1, items: { kind: 'field', description: 'An input field.' }, description: 'Fields whose values separate incidents (the input is partitioned by them).', examples: [['region']] },
     wall_clock: { kind: 'boolean', default: true, description: 'Also close incidents when the wall clock passes their quiet deadline. Turn off for backtests on recorded data.' },
+    max_members: { kind: 'integer', default: 100, min: 1, max: 100_000, description: 'Members listed in an incident record (the first by first signal, and the root); `entities` counts them all and `truncated` the ones left out, as Alertmanager\'s max_alerts.' },
   },
   examples: [
     {
@@ -266,6 +273,7 @@ sinks:
       quiet: config.quiet,
       scope: config.scope === undefined ? undefined : splitPaths(config.scope),
       wall: config.wall_clock,
+      maxMembers: config.max_members,
     };
     return compiled({
       outputs: [{ name: DEFAULT_OUTPUT, schema: outputSchema(generatedSchemaName(ctx.name), ctx.name) }],
@@ -288,6 +296,7 @@ interface Settings {
   quiet: number;
   scope: string[][] | undefined;
   wall: boolean;
+  maxMembers: number;
 }
 
 /** A dependency graph: what each entity depends on (up) and what depends on it (down). */
@@ -325,8 +334,12 @@ export class Graph {
     return dist;
   }
 
-  /** Everything `from` depends on, directly or not, with the shortest number of links. */
+  private readonly upstreams = new Map<string, Map<string, number>>();
+
+  /** Everything `from` depends on, directly or not, with the shortest number of links (kept: the graph does not change). */
   upstream(from: string): Map<string, number> {
+    const known = this.upstreams.get(from);
+    if (known !== undefined) return known;
     const dist = new Map<string, number>();
     let frontier = [from];
     for (let d = 1; frontier.length > 0; d++) {
@@ -339,6 +352,7 @@ export class Graph {
           }
       frontier = next;
     }
+    this.upstreams.set(from, dist);
     return dist;
   }
 }
@@ -347,12 +361,19 @@ export class Graph {
 export function rootCause(members: readonly Member[], graph: Graph): { root: Member; candidates: string[]; explains: number; depth: Map<string, number> } {
   const names = new Set(members.map((m) => m.entity));
   const ups = new Map(members.map((m) => [m.entity, graph.upstream(m.entity)]));
+  // In one pass over each member's upstream members: whether it is a candidate (no member upstream
+  // of it, but for members on a cycle with it), and how many members each one explains.
+  const explains = new Map<string, number>(members.map((m) => [m.entity, 1]));
   const candidates = members.filter((m) => {
-    for (const u of ups.get(m.entity)!.keys()) if (names.has(u) && !ups.get(u)!.has(m.entity)) return false;
-    return true;
+    let candidate = true;
+    for (const u of ups.get(m.entity)!.keys())
+      if (names.has(u)) {
+        explains.set(u, explains.get(u)! + 1);
+        if (!ups.get(u)!.has(m.entity)) candidate = false;
+      }
+    return candidate;
   });
-  const explains = (c: Member): number => members.reduce((n, m) => n + (m.entity === c.entity || ups.get(m.entity)!.has(c.entity) ? 1 : 0), 0);
-  const ranked = candidates.map((m) => ({ m, n: explains(m) }));
+  const ranked = candidates.map((m) => ({ m, n: explains.get(m.entity)! }));
   ranked.sort((a, b) => b.n - a.n || a.m.first - b.m.first || (a.m.entity < b.m.entity ? -1 : a.m.entity > b.m.entity ? 1 : 0));
   const root = ranked[0]!;
   const depth = new Map<string, number>([[root.m.entity, 0]]);
@@ -361,6 +382,14 @@ export function rootCause(members: readonly Member[], graph: Graph): { root: Mem
     if (d !== undefined) depth.set(m.entity, d);
   }
   return { root: root.m, candidates: ranked.map((r) => r.m.entity), explains: root.n, depth };
+}
+
+/** The members an incident record lists: the first `max` by first signal, the root always among them. */
+function listed(members: readonly Member[], root: Member, max: number): readonly Member[] {
+  if (members.length <= max) return members;
+  const first = members.slice(0, max);
+  if (!first.includes(root)) first[max - 1] = root;
+  return first;
 }
 
 /** How often a graph read from a table is read again when its size did not change (ms). */
@@ -491,7 +520,8 @@ class IncidentInstance implements OperatorInstance {
     inc.signals++;
     inc.opened = Math.min(inc.opened, t);
     inc.last = Math.max(inc.last, t);
-    const root = status === undefined ? inc.root : rootCause(inc.members, graph).root.entity;
+    const rc = status === undefined ? undefined : rootCause(inc.members, graph);
+    const root = rc === undefined ? inc.root : rc.root.entity;
     if (root !== inc.root) status ??= 'update';
     inc.root = root;
     inc.members.sort((a, b) => a.first - b.first || (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : 0));
@@ -499,7 +529,7 @@ class IncidentInstance implements OperatorInstance {
     this.index(inc);
     ctx.schedule({ kind: 'event', at: inc.last + s.quiet, key: inc.id });
     if (s.wall) ctx.schedule({ kind: 'wall', at: inc.last + s.quiet, key: inc.id });
-    if (status !== undefined) ctx.forward(this.out(inc, status, graph, { t, trigger: entity }));
+    if (status !== undefined) ctx.forward(this.out(inc, status, graph, { t, trigger: entity, rc }));
   }
 
   onTimer(timer: Timer, ctx: OperatorContext): void {
@@ -519,8 +549,8 @@ class IncidentInstance implements OperatorInstance {
     ctx.forward(this.out(inc, 'closed', this.currentGraph(ctx), { t: at, closedAt: at }));
   }
 
-  private out(inc: Incident, status: string, graph: Graph, o: { t: number; mergedInto?: string; closedAt?: number; trigger?: string }): StreamRecord {
-    const rc = rootCause(inc.members, graph);
+  private out(inc: Incident, status: string, graph: Graph, o: { t: number; mergedInto?: string; closedAt?: number; trigger?: string; rc?: ReturnType<typeof rootCause> }): StreamRecord {
+    const rc = o.rc ?? rootCause(inc.members, graph);
     return {
       key: inc.id,
       timestamp: o.t,
@@ -532,7 +562,8 @@ class IncidentInstance implements OperatorInstance {
         root_onset: rc.root.first,
         root_explains: rc.explains,
         candidates: rc.candidates,
-        members: inc.members.map((m) => ({ entity: m.entity, first_seen: m.first, last_seen: m.last, signals: m.signals, depth: rc.depth.get(m.entity) ?? null })),
+        members: listed(inc.members, rc.root, this.s.maxMembers).map((m) => ({ entity: m.entity, first_seen: m.first, last_seen: m.last, signals: m.signals, depth: rc.depth.get(m.entity) ?? null })),
+        truncated: Math.max(0, inc.members.length - this.s.maxMembers),
         entities: inc.members.length,
         signals: inc.signals,
         opened_at: inc.opened,
