@@ -3,13 +3,13 @@
 // an anomaly score, a flag with hysteresis, and what the detector expected (with a band). Per series
 // state (the detector's, the flag's) lives in a changelogged store and survives restarts.
 import type { ConfigIssue, KeyValueStore, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord } from '../kernel/operator.ts';
-import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
+import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpression } from '../kernel/expr.ts';
 import { recordExtender } from '../kernel/record.ts';
 import type { RecordExtender } from '../kernel/record.ts';
 import { T_BOOLEAN, T_DOUBLE, extendRecord, nullable, recordTy } from '../kernel/avro-types.ts';
-import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
+import { SERIES_KEY_SPEC, seriesKeying } from './lib/series.ts';
 import type { AvroType } from '../kernel/schema.ts';
 import { DETECTORS } from './lib/detectors/index.ts';
 import type { Detector, DetectorKind, DetectorParams } from './lib/detectors/index.ts';
@@ -86,13 +86,7 @@ export const detectOperator: OperatorDefinition<DetectConfig> = {
   ],
   config: {
     value: { kind: 'expression', returns: 'number', description: 'The value to watch, an expression over the record.', examples: ['value', 'bytes_out / 1e6'] },
-    key: {
-      kind: 'array',
-      optional: true,
-      items: { kind: 'field', description: 'An input field.' },
-      description: "Fields whose values identify a series (the input is partitioned by them). Default: the input's key fields; with none, the whole stream is one series.",
-      examples: [['host', 'name']],
-    },
+    key: SERIES_KEY_SPEC,
     detector: { kind: 'enum', values: [...DETECTORS.keys()], default: 'novelty', description: 'Which detector scores the values (see above).' },
     threshold: { kind: 'number', optional: true, min: 0, max: 1, description: "The score at which a series becomes anomalous. Default: the detector's (above).", examples: [0.6] },
     clear: { kind: 'number', optional: true, min: 0, max: 1, description: 'Scores below this count towards clearing the flag. Default: 0.6 x threshold.', examples: [0.3] },
@@ -164,7 +158,7 @@ sinks:
     if (clear > threshold) issues.push({ path: ['clear'], message: `clear (${clear}) must not be above threshold (${threshold})` });
     const params: DetectorParams = { window: config.window ?? 64, halfLife: config.half_life ?? 30, history: config.history ?? 800, warmup: config.warmup ?? kind.defaultWarmup, ...(config.season !== undefined ? { season: config.season } : {}) };
     for (const m of kind.check?.(params) ?? []) issues.push({ path: ['detector'], message: m });
-    const key = config.key ?? (input.keyFields !== undefined ? [...input.keyFields] : []);
+    const series = seriesKeying(config.key, input);
     if (issues.length > 0) return refused(issues);
     const value = compileExpression(config.value, input.schema).evaluate;
     const detector = kind.create(params);
@@ -191,14 +185,10 @@ sinks:
         { name: 'detector', type: detector.state },
       ],
     };
-    const settings: Settings = { value, key: splitPaths(key), detector, extend: recordExtender(inTy.fields.map((f) => f.name), OUTPUT_FIELDS), threshold, clear, clearAfter: config.clear_after, warmup: params.warmup, bandZ: zOfScore(threshold) };
+    const settings: Settings = { value, seriesOf: series.seriesOf, detector, extend: recordExtender(inTy.fields.map((f) => f.name), OUTPUT_FIELDS), threshold, clear, clearAfter: config.clear_after, warmup: params.warmup, bandZ: zOfScore(threshold) };
     return compiled({
-      outputs: [
-        { name: DEFAULT_OUTPUT, schema, keyFields: key.length > 0 ? key : input.keyFields },
-        { name: 'anomalies', schema, keyFields: key.length > 0 ? key : input.keyFields },
-        { name: 'changes', schema, keyFields: key.length > 0 ? key : input.keyFields },
-      ],
-      ...(key.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: key } } : {}),
+      outputs: series.outputs([DEFAULT_OUTPUT, 'anomalies', 'changes'], schema),
+      ...series.partitionBy,
       stores: [
         {
           name: 'series',
@@ -221,7 +211,7 @@ sinks:
 
 interface Settings {
   value: (v: Record<string, unknown>) => unknown;
-  key: string[][];
+  seriesOf: (value: Record<string, unknown>) => string;
   detector: Detector;
   extend: RecordExtender;
   threshold: number;
@@ -242,7 +232,7 @@ class DetectInstance implements OperatorInstance {
 
   process(record: StreamRecord, ctx: OperatorContext): void {
     const s = this.s;
-    const key = s.key.length === 0 ? '' : (keyOfRecord(record.value, s.key) ?? '');
+    const key = s.seriesOf(record.value);
     let st = this.series.get(key);
     if (st === undefined) st = { n: 0, anomalous: false, calm: 0, detector: s.detector.init() };
     const raw = s.value(record.value);

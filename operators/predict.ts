@@ -5,12 +5,12 @@
 // crosses it ("disk full in 3 h 10 min"); records crossing within `within` also go to `breaches`.
 import { ExponentialRegression, PolynomialRegression, TheilSenRegression } from 'ml-regression';
 import type { ConfigIssue, KeyValueStore, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord } from '../kernel/operator.ts';
-import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
+import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpression } from '../kernel/expr.ts';
 import { T_DOUBLE, T_INT, T_LONG, T_STRING, extendRecord, nullable, recordTy } from '../kernel/avro-types.ts';
 import type { Ty } from '../kernel/avro-types.ts';
-import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
+import { SERIES_KEY_SPEC, seriesKeying } from './lib/series.ts';
 import { recordExtender } from '../kernel/record.ts';
 import type { RecordExtender } from '../kernel/record.ts';
 import type { AvroType } from '../kernel/schema.ts';
@@ -128,13 +128,7 @@ export const predictOperator: OperatorDefinition<PredictConfig> = {
   ],
   config: {
     value: { kind: 'expression', returns: 'number', description: 'The value to follow, an expression over the record.', examples: ['value', 'used_bytes / total_bytes * 100'] },
-    key: {
-      kind: 'array',
-      optional: true,
-      items: { kind: 'field', description: 'An input field.' },
-      description: "Fields whose values identify a series (the input is partitioned by them). Default: the input's key fields; with none, the whole stream is one series.",
-      examples: [['host', 'name']],
-    },
+    key: SERIES_KEY_SPEC,
     fit: { kind: 'enum', values: ['linear', 'polynomial', 'robust', 'exponential'], default: 'linear', description: 'The trend fitted to the window (see above).' },
     degree: { kind: 'integer', optional: true, min: 1, max: 6, description: 'polynomial: its degree (default 2).', examples: [3] },
     window: { kind: 'duration', optional: true, min: 1, description: 'A time window: the values of this much event time (give this or `points`).', examples: ['1h', '30m'] },
@@ -189,7 +183,7 @@ sinks:
     const capacity = config.points ?? config.max_points;
     if (config.min_points > capacity) issues.push({ path: ['min_points'], message: `min_points (${config.min_points}) is more than the window can hold (${capacity})` });
     if (issues.length > 0) return refused(issues);
-    const key = config.key ?? (input.keyFields !== undefined ? [...input.keyFields] : []);
+    const series = seriesKeying(config.key, input);
     const schema = extendRecord(
       generatedSchemaName(ctx.name),
       input.schema,
@@ -238,7 +232,7 @@ sinks:
     };
     const settings: Settings = {
       value: compileExpression(config.value, input.schema).evaluate,
-      key: splitPaths(key),
+      seriesOf: series.seriesOf,
       fit: config.fit,
       degree: config.degree ?? 2,
       windowMs: config.window,
@@ -251,12 +245,8 @@ sinks:
       extend: recordExtender(inTy.fields.map((f) => f.name), OUTPUT_FIELDS),
     };
     return compiled({
-      outputs: [
-        { name: DEFAULT_OUTPUT, schema, keyFields: key.length > 0 ? key : input.keyFields },
-        { name: 'breaches', schema, keyFields: key.length > 0 ? key : input.keyFields },
-        { name: 'changes', schema, keyFields: key.length > 0 ? key : input.keyFields },
-      ],
-      ...(key.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: key } } : {}),
+      outputs: series.outputs([DEFAULT_OUTPUT, 'breaches', 'changes'], schema),
+      ...series.partitionBy,
       stores: [
         { name: 'series', kind: 'kv', value: state },
         { name: 'points', kind: 'kv', value: chunk },
@@ -272,7 +262,7 @@ function emptySeries(): SeriesState {
 
 interface Settings {
   value: (v: Record<string, unknown>) => unknown;
-  key: string[][];
+  seriesOf: (value: Record<string, unknown>) => string;
   fit: Fit;
   degree: number;
   windowMs: number | undefined;
@@ -324,7 +314,7 @@ class PredictInstance implements OperatorInstance {
 
   process(record: StreamRecord, ctx: OperatorContext): void {
     const s = this.s;
-    const key = s.key.length === 0 ? '' : (keyOfRecord(record.value, s.key) ?? '');
+    const key = s.seriesOf(record.value);
     const raw = s.value(record.value);
     const y = typeof raw === 'number' ? raw : typeof raw === 'bigint' ? Number(raw) : Number.NaN;
     let st = this.series.get(key);
