@@ -5,10 +5,10 @@ import type { ConfigIssue, KeyValueStore, OperatorContext, OperatorDefinition, O
 import { DEFAULT_INPUT, compiled, refused } from '../kernel/operator.ts';
 import { nullable, recordSchemaOf, recordTy, T_LONG, T_STRING } from '../kernel/avro-types.ts';
 import type { Ty } from '../kernel/avro-types.ts';
-import { suggestion } from '../kernel/diagnostics.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
 import type { AvroType } from '../kernel/schema.ts';
+import { unknownTable } from './lib/fields.ts';
 
 export interface AbsenceConfig {
   key: string[];
@@ -122,10 +122,8 @@ sinks:
     const issues: ConfigIssue[] = [];
     if (config.expected !== undefined) {
       const t = ctx.table(config.expected);
-      if (t === undefined) {
-        const names = ctx.tableNames();
-        issues.push({ path: ['expected'], code: 'UNKNOWN_INPUT', message: `'${config.expected}' is not a table source${suggestion(config.expected, names)}${names.length === 0 ? ' (declare one with table: true)' : ''}` });
-      } else if (t.keyFields !== undefined && t.keyFields.length !== config.key.length) {
+      if (t === undefined) issues.push(unknownTable(ctx, config.expected, ['expected']));
+      else if (t.keyFields !== undefined && t.keyFields.length !== config.key.length) {
         issues.push({ path: ['expected'], message: `table '${t.name}' is keyed by ${t.keyFields.length} field(s) (${t.keyFields.join(', ')}), but 'key' has ${config.key.length}` });
       }
     }

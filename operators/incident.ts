@@ -10,6 +10,7 @@ import { suggestion } from '../kernel/diagnostics.ts';
 import { keyOfRecord, readPath, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
 import type { AvroType, RecordSchema } from '../kernel/schema.ts';
+import { unknownTable } from './lib/fields.ts';
 
 export interface IncidentConfig {
   entity: string;
@@ -250,10 +251,8 @@ sinks:
     if (config.depends_on !== undefined && config.graph !== undefined) issues.push({ path: ['graph'], message: 'give the dependency graph once: depends_on (declared) or graph (a table source), not both' });
     if (config.graph !== undefined) {
       const t = ctx.table(config.graph);
-      if (t === undefined) {
-        const names = ctx.tableNames();
-        issues.push({ path: ['graph'], code: 'UNKNOWN_INPUT', message: `'${config.graph}' is not a table source${suggestion(config.graph, names)}${names.length === 0 ? ' (declare one with table: true)' : ''}` });
-      } else {
+      if (t === undefined) issues.push(unknownTable(ctx, config.graph, ['graph']));
+      else {
         const f = recordTy(t.schema).byName.get(config.graph_field);
         const ty = f === undefined ? undefined : nonNull(f.ty);
         if (ty === undefined) issues.push({ path: ['graph_field'], message: `table '${t.name}' has no field '${config.graph_field}'${suggestion(config.graph_field, recordTy(t.schema).fields.map((x) => x.name))}` });

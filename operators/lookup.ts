@@ -4,9 +4,8 @@ import type { ConfigIssue, OperatorDefinition } from '../kernel/operator.ts';
 import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
 import { describeTy, extendRecord, fits, nullable, recordTy, unify } from '../kernel/avro-types.ts';
-import { computedFields } from './lib/fields.ts';
+import { computedFields, unknownTable } from './lib/fields.ts';
 import type { ComputedField } from './lib/fields.ts';
-import { suggestion } from '../kernel/diagnostics.ts';
 import { checkFieldPath } from '../kernel/spec.ts';
 import { keyOfRecord, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
@@ -119,10 +118,7 @@ operators:
     const input = ctx.inputs[0]!;
     const issues: ConfigIssue[] = [];
     const table = ctx.table(config.table);
-    if (table === undefined) {
-      const names = ctx.tableNames();
-      return refused([{ path: ['table'], code: 'UNKNOWN_INPUT', message: `'${config.table}' is not a table source${suggestion(config.table, names)}${names.length === 0 ? ' (declare one with table: true)' : ` (tables: ${names.join(', ')})`}` }]);
-    }
+    if (table === undefined) return refused([unknownTable(ctx, config.table, ['table'])]);
     let key = config.key;
     if (key === undefined) {
       if (table.keyFields === undefined) return refused([{ path: ['table'], code: 'MISSING_FIELD', message: `table '${table.name}' declares no key: give 'key' (the input fields that make its Kafka key)` }]);

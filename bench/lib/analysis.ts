@@ -36,6 +36,23 @@ function fullGc(): number {
   return process.memoryUsage().heapUsed;
 }
 
+/** Metric samples of `series` series, `perSeries` each, 10 s apart, in order, 1 % with an injected anomaly. */
+function seriesLoad(serde: AvroSerde, series: number, perSeries: number, seed: number): ReturnType<typeof coreLoad> {
+  const spec: LoadSpec = {
+    kind: 'metric',
+    records: series * perSeries,
+    keys: series,
+    recordBytes: 0,
+    outOfOrderFraction: 0,
+    maxOutOfOrderMs: 0,
+    anomalyFraction: 0.01,
+    seed,
+    startTime: 1_700_000_000_000,
+    spanMs: perSeries * 10_000,
+  };
+  return coreLoad(serde, loadSchemaCatalog().get('vigil.telemetry.MetricSample')!, 'bench.metrics-value', spec);
+}
+
 /** The topology of one detector: metrics -> detect (per host) -> sink. */
 export function detectorYaml(detector: string): string {
   return `version: 1
@@ -77,19 +94,7 @@ export async function measureDetectors(
   opts: { repeat: number; batch: number; stateSeries: number; perSeries: number; seed: number },
   log: (l: string) => void = () => undefined,
 ): Promise<OperatorCost[]> {
-  const spec: LoadSpec = {
-    kind: 'metric',
-    records: opts.stateSeries * opts.perSeries,
-    keys: opts.stateSeries,
-    recordBytes: 0,
-    outOfOrderFraction: 0,
-    maxOutOfOrderMs: 0,
-    anomalyFraction: 0.01,
-    seed: opts.seed,
-    startTime: 1_700_000_000_000,
-    spanMs: opts.perSeries * 10_000,
-  };
-  const stateLoad = await coreLoad(serde, loadSchemaCatalog().get('vigil.telemetry.MetricSample')!, 'bench.metrics-value', spec);
+  const stateLoad = await seriesLoad(serde, opts.stateSeries, opts.perSeries, opts.seed);
   const out: OperatorCost[] = [];
   for (const d of DETECTORS.keys()) {
     log(`[bench] core: detector ${d}`);
@@ -118,19 +123,7 @@ sinks:
 export async function measurePredictScaling(serde: AvroSerde, sizes: readonly number[], opts: { repeat: number; batch: number; seed: number }, log: (l: string) => void = () => undefined): Promise<Array<OperatorCost & { points: number }>> {
   const series = 20;
   const perSeries = 2 * Math.max(...sizes);
-  const spec: LoadSpec = {
-    kind: 'metric',
-    records: series * perSeries,
-    keys: series,
-    recordBytes: 0,
-    outOfOrderFraction: 0,
-    maxOutOfOrderMs: 0,
-    anomalyFraction: 0.01,
-    seed: opts.seed,
-    startTime: 1_700_000_000_000,
-    spanMs: perSeries * 10_000,
-  };
-  const load = await coreLoad(serde, loadSchemaCatalog().get('vigil.telemetry.MetricSample')!, 'bench.metrics-value', spec);
+  const load = await seriesLoad(serde, series, perSeries, opts.seed);
   const input = [{ topic: 'bench.metrics', load }];
   const out: Array<OperatorCost & { points: number }> = [];
   for (const points of sizes) {

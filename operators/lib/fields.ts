@@ -1,7 +1,8 @@
 // Pieces several operators share: output field names, fields computed by expressions over a view
 // of the records (a join's `left` and `right`, an HTTP answer beside its record), the stored form
 // of a record an operator holds, and what happens to a record that comes too late.
-import type { ConfigIssue, OperatorContext } from '../../kernel/operator.ts';
+import type { CompileContext, ConfigIssue, OperatorContext } from '../../kernel/operator.ts';
+import { suggestion } from '../../kernel/diagnostics.ts';
 import type { AvroField, AvroType, RecordSchema } from '../../kernel/schema.ts';
 import type { Ty } from '../../kernel/avro-types.ts';
 import { stripConsts } from '../../kernel/avro-types.ts';
@@ -95,4 +96,11 @@ export function isLate(ctx: OperatorContext, what: string, t: number, grace: num
   ctx.count('late');
   ctx.deadLetter('late', `${what} at ${t} (${isoOrRaw(t)}) is late: the watermark ${wm} is past its time plus grace ${grace}ms`);
   return true;
+}
+
+/** The issue of a config field naming a table source the topology does not have. */
+export function unknownTable(ctx: CompileContext, name: string, path: (string | number)[]): ConfigIssue {
+  const names = ctx.tableNames();
+  const hint = suggestion(name, names) + (names.length === 0 ? ' (declare one with table: true)' : ` (tables: ${names.join(', ')})`);
+  return { path, code: 'UNKNOWN_INPUT', message: `'${name}' is not a table source${hint}` };
 }
