@@ -1,3 +1,5 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { connectEnvironment, untilSignal } from './environment.ts';
@@ -7,11 +9,38 @@ import { produceTelemetry } from '../connectors/telemetry-producer.ts';
 import { SCHEMA_OF_KIND } from '../connectors/telemetry-generator.ts';
 import type { TelemetryKind } from '../connectors/telemetry-generator.ts';
 import { readTopic } from '../connectors/topic-reader.ts';
+import { KafkaClient } from '../connectors/kafka-client.ts';
+import { defaultStateFile } from '../connectors/local-broker.ts';
 import { DEMO_TICK_MS, DemoScenario, demoSummary, scoreDemo } from '../connectors/demo-scenario.ts';
 import type { Observed } from '../connectors/demo-scenario.ts';
 import { loadSchemaCatalog } from '../schemas/serde.ts';
 
 export const DEMO_TOPOLOGY = fileURLToPath(new URL('../topology/examples/demo.yaml', import.meta.url));
+
+/** Where the demo keeps the simulated time it reached, so that a second run continues after it. */
+const clockFile = (): string => join(dirname(defaultStateFile()), 'demo-clock.json');
+
+/**
+ * The simulated time a run starts at: 12 hours ago, or just after where the previous run stopped
+ * when its telemetry is still in the topic (the topology's state goes on from there: going back in
+ * event time would replay the incidents into it).
+ */
+async function demoStart(brokers: string[], topic: string): Promise<number> {
+  const fresh = Math.floor((Date.now() - 12 * 3_600_000) / DEMO_TICK_MS) * DEMO_TICK_MS;
+  if (!existsSync(clockFile())) return fresh;
+  const admin = new KafkaClient({ brokers, clientId: 'vigil-demo' }).admin();
+  try {
+    if (!(await admin.listTopics()).includes(topic)) return fresh;
+    const ends = await admin.offsets(topic);
+    if (ends.every((p) => p.high === p.low)) return fresh;
+    const saved = (JSON.parse(readFileSync(clockFile(), 'utf8')) as { eventTime?: unknown }).eventTime;
+    return typeof saved === 'number' && Number.isFinite(saved) ? Math.max(fresh, Math.floor(saved / DEMO_TICK_MS) * DEMO_TICK_MS + DEMO_TICK_MS) : fresh;
+  } catch {
+    return fresh;
+  } finally {
+    await admin.disconnect();
+  }
+}
 
 export function registerDemo(program: Command): void {
   program
@@ -32,9 +61,10 @@ export function registerDemo(program: Command): void {
       void untilSignal().then(() => abort.abort());
 
       const kindOf = new Map(Object.entries(SCHEMA_OF_KIND).map(([k, v]) => [v, k as TelemetryKind]));
-      // Metrics come from the demo scenario, in simulated time from 12 hours ago: it runs ahead of
-      // the wall clock until it catches up, then follows it.
-      const start = Math.floor((Date.now() - 12 * 3_600_000) / DEMO_TICK_MS) * DEMO_TICK_MS;
+      // Metrics come from the demo scenario, in simulated time from 12 hours ago (or where the previous
+      // run stopped): it runs ahead of the wall clock until it catches up, then follows it.
+      const metricsTopic = plan.topology.sources.find((s) => s.schemaName === SCHEMA_OF_KIND.metric)?.topic;
+      const start = metricsTopic === undefined ? 0 : await demoStart(env.brokers, metricsTopic);
       const scenario = new DemoScenario(start, Date.now() & 0xffff);
       let latest = start;
       const catalog = loadSchemaCatalog();
@@ -99,7 +129,13 @@ export function registerDemo(program: Command): void {
           },
         }),
       );
+      const saveClock = (): void => {
+        if (latest <= start) return;
+        mkdirSync(dirname(clockFile()), { recursive: true });
+        writeFileSync(clockFile(), `${JSON.stringify({ eventTime: latest })}\n`);
+      };
       const status = setInterval(() => {
+        saveClock();
         const ins = [...produced].map(([t, n]) => `${t}=${n}`).join(' ');
         const outs = [...sinks, plan.topology.deadLetterTopic].map((t) => `${t}=${outCount.get(t) ?? 0}`).join(' ');
         const truth = scoreDemo(scenario.truth(), observed, latest);
@@ -116,6 +152,7 @@ export function registerDemo(program: Command): void {
       await env.close();
       const ins = [...produced].reduce((a, [, n]) => a + n, 0);
       const outs = sinks.reduce((a, t) => a + (outCount.get(t) ?? 0), 0);
+      saveClock();
       log(`[vigil] demo done: ${ins} telemetry records in, ${outs} records out, ${outCount.get(plan.topology.deadLetterTopic) ?? 0} dead letters`);
       if (produced.has('telemetry.metrics') && sinks.includes('alerts')) for (const l of demoSummary(scoreDemo(scenario.truth(), observed, latest), start)) log(l);
       // A bounded run (CI) must have shown the loop working end to end.

@@ -111,7 +111,7 @@ function outputSchema(fullname: string, opName: string): RecordSchema {
         },
         doc: 'The members by first signal, at most max_members of them (the root always among them).',
       },
-      { name: 'truncated', type: 'int', doc: 'Members left out of members (beyond max_members).' },
+      { name: 'truncated', type: 'int', default: 0, doc: 'Members left out of members (beyond max_members).' },
       { name: 'entities', type: 'int', doc: 'Number of members.' },
       { name: 'signals', type: 'long', doc: 'Signals grouped into the incident so far (the alerts it replaces).' },
       { name: 'opened_at', type: TS, doc: 'Time of the first signal.' },
