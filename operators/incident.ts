@@ -410,11 +410,7 @@ class IncidentInstance implements OperatorInstance {
   open(ctx: OperatorContext): void {
     this.incidents = ctx.kv<Incident>('incidents');
     if (this.s.graph !== undefined) this.table = ctx.table(this.s.graph);
-    for (const [, inc] of this.incidents.entries()) this.index(inc);
-  }
-
-  private index(inc: Incident): void {
-    for (const m of inc.members) this.memberOf.set(`${inc.scope ?? ''}\u0000${m.entity}`, inc.id);
+    for (const [, inc] of this.incidents.entries()) for (const m of inc.members) this.memberOf.set(`${inc.scope ?? ''}\u0000${m.entity}`, inc.id);
   }
 
   private unindex(inc: Incident): void {
@@ -485,17 +481,21 @@ class IncidentInstance implements OperatorInstance {
     } else {
       related.sort((a, b) => a.opened - b.opened || (a.id < b.id ? -1 : 1));
       inc = related[0]!;
+      const byEntity = new Map(inc.members.map((m) => [m.entity, m]));
       for (const other of related.slice(1)) {
-        this.unindex(other);
         this.incidents.delete(other.id);
         ctx.cancel('event', other.id);
         ctx.cancel('wall', other.id);
         ctx.count('merged');
         ctx.forward(this.out(other, 'merged', graph, { t, mergedInto: inc.id, trigger: entity }));
         for (const m of other.members) {
-          const mine = inc.members.find((x) => x.entity === m.entity);
-          if (mine === undefined) inc.members.push({ ...m });
-          else {
+          this.memberOf.set(`${scope ?? ''}\u0000${m.entity}`, inc.id);
+          const mine = byEntity.get(m.entity);
+          if (mine === undefined) {
+            const copy = { ...m };
+            inc.members.push(copy);
+            byEntity.set(m.entity, copy);
+          } else {
             mine.first = Math.min(mine.first, m.first);
             mine.last = Math.max(mine.last, m.last);
             mine.signals += m.signals;
@@ -511,8 +511,10 @@ class IncidentInstance implements OperatorInstance {
     if (member === undefined) {
       member = { entity, first: t, last: t, signals: 0 };
       inc.members.push(member);
+      this.memberOf.set(`${scope ?? ''}\u0000${entity}`, inc.id);
       status ??= 'update';
     }
+    const reordered = status !== undefined || t < member.first;
     member.first = Math.min(member.first, t);
     member.last = Math.max(member.last, t);
     member.signals++;
@@ -523,9 +525,8 @@ class IncidentInstance implements OperatorInstance {
     const root = rc === undefined ? inc.root : rc.root.entity;
     if (root !== inc.root) status ??= 'update';
     inc.root = root;
-    inc.members.sort((a, b) => a.first - b.first || (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : 0));
+    if (reordered) inc.members.sort((a, b) => a.first - b.first || (a.entity < b.entity ? -1 : a.entity > b.entity ? 1 : 0));
     this.incidents.put(inc.id, inc);
-    this.index(inc);
     ctx.schedule({ kind: 'event', at: inc.last + s.quiet, key: inc.id });
     if (s.wall) ctx.schedule({ kind: 'wall', at: inc.last + s.quiet, key: inc.id });
     if (status !== undefined) ctx.forward(this.out(inc, status, graph, { t, trigger: entity, rc }));
