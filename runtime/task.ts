@@ -20,6 +20,9 @@ import { MemoryKeyValueStore, avroCodec, createStore } from './stores.ts';
 import type { ManagedStore } from './stores.ts';
 import { TimerQueue, timerStore } from './timers.ts';
 
+/** Stream time at the end of bounded input: 8.64e15 ms, the latest time a JavaScript Date holds. */
+const END_OF_TIME = 8.64e15;
+
 /** The raw input record a processed record came from (for dead letters: nothing is lost). */
 export type InputRef = ConsumedRecord;
 
@@ -525,7 +528,9 @@ export class Task {
    * closes and every event-time timer fires. Repartition inputs follow from their upstream tasks.
    */
   endOfInput(): void {
-    for (const s of this.inputs.values()) if (!s.upstream) s.maxTs = Number.MAX_SAFE_INTEGER;
+    // The last time a Date can hold (year 275760): past every record, and still a valid Avro long
+    // (avsc refuses Number.MAX_SAFE_INTEGER) where the watermark is kept or sent on.
+    for (const s of this.inputs.values()) if (!s.upstream) s.maxTs = END_OF_TIME;
     this.advance();
   }
 
