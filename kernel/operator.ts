@@ -165,6 +165,12 @@ export interface CompiledOperator {
   outputs: readonly OutputDecl[];
   /** Per input name: the fields its records must be partitioned by (the planner repartitions). */
   partitionBy?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * Inputs whose records must all reach one task (an operator that relates any record to any other,
+   * e.g. incident without a scope): the planner repartitions them into a topic of one partition,
+   * unless everything upstream already has one.
+   */
+  gather?: readonly string[];
   stores?: readonly StoreDecl[];
   tables?: readonly TableUse[];
   /** One instance per task; `open(ctx)` gives it its stores once they are restored. */

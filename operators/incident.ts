@@ -156,8 +156,9 @@ left out). The operator keeps an open incident's members in one store entry (abo
 members fit in Kafka's default 1 MB record.
 
 **Scope.** With \`scope\` fields (e.g. \`[region]\`), incidents only group signals with the same scope values, and the
-input is partitioned by them. Without it all signals must reach one task: give the alert topic one partition, or
-group per scope, which also spreads the work.
+input is partitioned by them, which spreads the work over tasks. Without it every signal may relate to any other, so
+they all go to one task: the planner repartitions the input into a topic of one partition (unless everything
+upstream already has one partition).
 `.trim();
 
 export const incidentOperator: OperatorDefinition<IncidentConfig> = {
@@ -276,7 +277,7 @@ sinks:
     };
     return compiled({
       outputs: [{ name: DEFAULT_OUTPUT, schema: outputSchema(generatedSchemaName(ctx.name), ctx.name) }],
-      ...(config.scope !== undefined ? { partitionBy: { [DEFAULT_INPUT]: config.scope } } : {}),
+      ...(config.scope !== undefined ? { partitionBy: { [DEFAULT_INPUT]: config.scope } } : { gather: [DEFAULT_INPUT] }),
       stores: [{ name: 'incidents', kind: 'kv', value: STATE }],
       ...(config.graph !== undefined ? { tables: [{ table: config.graph, mode: 'global' as const, input: DEFAULT_INPUT, keyFields: [config.entity] }] } : {}),
       create: () => new IncidentInstance(settings),

@@ -48,6 +48,15 @@ export function changelogTopicName(topology: string, node: string, store: string
   return `${topology}-${node}-${store}-changelog`;
 }
 
+/** The user sources upstream of a vertex (a source: itself). */
+function sourcesOf(t: Topology, v: string, seen = new Set<string>()): SourceDef[] {
+  if (seen.has(v)) return [];
+  seen.add(v);
+  const s = t.sources.find((x) => x.name === v);
+  if (s !== undefined) return [s];
+  return (t.nodes.find((n) => n.name === v)?.inputs ?? []).flatMap((i) => sourcesOf(t, i.from.name, seen));
+}
+
 function sameFields(a: readonly string[] | undefined, b: readonly string[]): boolean {
   if (a === undefined || a.length !== b.length) return false;
   const s = new Set(a);
@@ -76,7 +85,8 @@ interface Edge {
   from: Ref;
   to: Target;
   /** Set when the edge goes through a repartition topic. */
-  repartition?: { topic: string; keyFields: string[] };
+  /** gather: into one partition (keyFields empty: records keep their keys). */
+  repartition?: { topic: string; keyFields: string[]; gather?: true };
 }
 
 const targetName = (t: Target): string => ('sink' in t ? t.sink : t.node);
@@ -94,7 +104,13 @@ export function planTopology(t: Topology): Plan {
   const edges: Edge[] = [];
   for (const n of t.nodes) {
     const need = n.compiled.partitionBy ?? {};
+    // Gathered inputs need no repartition when every source upstream has one partition.
+    const gathered = (n.compiled.gather ?? []).filter((name) => {
+      const input = n.inputs.find((i) => i.name === name);
+      return input !== undefined && !sourcesOf(t, input.from.name).every((s) => s.partitions === 1);
+    });
     const repartitioned = n.inputs.filter((i) => {
+      if (gathered.includes(i.name)) return true;
       const k = need[i.name];
       return k !== undefined && k.length > 0 && !sameFields(outputOf(t, i.from)?.keyFields, k);
     });
@@ -102,7 +118,8 @@ export function planTopology(t: Topology): Plan {
       const to: Target = { node: n.name, input: input.name };
       if (repartitioned.includes(input)) {
         const topic = repartitionTopicName(t.name, n.name, repartitioned.length > 1 ? input.name : undefined);
-        edges.push({ from: input.from, to, repartition: { topic, keyFields: [...need[input.name]!] } });
+        const gather = gathered.includes(input.name);
+        edges.push({ from: input.from, to, repartition: { topic, keyFields: gather ? [] : [...need[input.name]!], ...(gather ? { gather: true } : {}) } });
       } else edges.push({ from: input.from, to });
     }
   }
@@ -194,14 +211,7 @@ export function planTopology(t: Topology): Plan {
   const schemaOf = (r: Ref) => outputOf(t, r)!.schema;
   const schemaNameOf = (r: Ref): string => (sources.has(r.name) ? sources.get(r.name)!.schemaName : schemaFullname(schemaOf(r)));
 
-  // Upstream user sources of a vertex (for watermark settings of repartition topics).
-  const ancestors = (v: string, seen = new Set<string>()): SourceDef[] => {
-    if (seen.has(v)) return [];
-    seen.add(v);
-    const s = sources.get(v);
-    if (s !== undefined) return [s];
-    return (nodes.get(v)?.inputs ?? []).flatMap((i) => ancestors(i.from.name, seen));
-  };
+  const ancestors = (v: string): SourceDef[] => sourcesOf(t, v);
 
   const globalTables: GlobalTable[] = [];
   for (const s of t.sources) {
@@ -266,6 +276,7 @@ export function planTopology(t: Topology): Plan {
 
   // Partition counts, in id order (a sub-topology's upstreams have smaller ids).
   const repartitionPartitions = new Map<string, number>();
+  const gatheredTopics = new Set(repartitionEdges.filter((e) => e.repartition!.gather === true).map((e) => e.repartition!.topic));
   for (const st of subs) {
     const user = st.sources.filter((s) => sources.has(s.name) && sources.get(s.name)!.topic === s.topic);
     const counts = new Set(user.map((s) => sources.get(s.name)!.partitions));
@@ -282,6 +293,8 @@ export function planTopology(t: Topology): Plan {
     let n: number;
     if (user.length > 0) {
       n = Math.max(...user.map((s) => sources.get(s.name)!.partitions));
+    } else if (st.sources.length > 0 && st.sources.every((s) => gatheredTopics.has(s.topic))) {
+      n = 1;
     } else {
       const ups = st.sources.map((s) => subs[writer.get(s.topic)!]!.partitions);
       n = Math.max(1, ...ups);
@@ -413,7 +426,7 @@ export function describePlan(plan: Plan): string {
       for (const o of rest) lines.push(`    .${o.name} [${schemaFullname(o.schema)}] -> ${targets(o.downstream)}`);
     }
     for (const s of st.sinks) {
-      const key = s.keyFields !== undefined ? ` key: ${s.keyFields.join(', ')}` : s.keyField !== undefined ? ` key: ${s.keyField}` : '';
+      const key = s.keyFields !== undefined ? (s.keyFields.length > 0 ? ` key: ${s.keyFields.join(', ')}` : ' (gathered into one partition)') : s.keyField !== undefined ? ` key: ${s.keyField}` : '';
       lines.push(`  ${s.internal ? (kinds.get(s.topic) ?? 'repartition') : 'sink'} ${s.name === s.topic ? s.topic : `${s.name} -> ${s.topic}`} [${s.schemaName}]${key}`);
     }
   }

@@ -77,3 +77,38 @@ sinks:
     expect(closed.members[0]!.depth).toBe(199);
   });
 });
+
+describe('incident without scope on a partitioned input', () => {
+  it('gathers the signals of every partition into one task: a cascade across partitions is one incident', () => {
+    const yaml = `
+version: 1
+name: incident-gather
+sources:
+  - { name: alerts, topic: alerts, schema: vigil.alerting.Alert, key: [entity], timestamp: timestamp, partitions: 4 }
+operators:
+  - name: grouped
+    type: incident
+    entity: entity
+    wall_clock: false
+    depends_on: { web: [api], api: [db] }
+sinks:
+  - { name: out, from: grouped, topic: incidents }
+`;
+    const plan = planYaml(yaml);
+    expect(plan.subtopologies.map((s) => s.partitions)).toEqual([4, 1]);
+    const d = new TestDriver(plan, { retain: true });
+    const alert = (entity: string, t: number) => ({ id: entity, timestamp: t, rule: 'r', entity, summary: 's', labels: {} });
+    // Keyed by entity: the three services land on different partitions of the 4.
+    d.pipe('alerts', alert('web', 1000), { key: 'web', partition: 0 });
+    d.pipe('alerts', alert('api', 2000), { key: 'api', partition: 1 });
+    d.pipe('alerts', alert('db', 3000), { key: 'db', partition: 2 });
+    d.endOfInput();
+    const out = d.output('out').map((r) => r.value as { status: string; root: string; entities: number });
+    expect(out.map((v) => [v.status, v.root, v.entities])).toEqual([
+      ['open', 'web', 1],
+      ['update', 'api', 2],
+      ['update', 'db', 3],
+      ['closed', 'db', 3],
+    ]);
+  });
+});

@@ -101,6 +101,22 @@ ${metrics(', partitions: 3')}operators:
     expect(p.subtopologies[0].sinks[0].keyFields).toEqual(['host', 'name']);
   });
 
+  it('gathers an input into one partition (incident without scope) unless every source upstream has one partition', () => {
+    const incident = `  - {name: i, type: incident, entity: host, wall_clock: false, depends_on: {a: [b]}}\n`;
+    const p = plan(`sources:\n${metrics(', key: [host], partitions: 4')}operators:\n  - {name: f, type: filter, where: value > 1}\n${incident}`);
+    expect(p.subtopologies.map((s) => [s.sources.map((x) => x.topic), s.nodes.map((n) => n.name), s.sinks.map((x) => x.name), s.partitions])).toEqual([
+      [['telemetry.metrics'], ['f'], ['app-i-repartition'], 4],
+      [['app-i-repartition'], ['i'], [], 1],
+    ]);
+    // Records keep their keys (no key fields): the topic's one partition takes them all.
+    expect(p.subtopologies[0]!.sinks[0]!.keyFields).toEqual([]);
+    expect(p.internalTopics.filter((x) => x.kind === 'repartition').map((x) => [x.name, x.partitions])).toEqual([['app-i-repartition', 1]]);
+    expect(describePlan(p)).toContain('repartition app-i-repartition [vigil.telemetry.MetricSample] (gathered into one partition)');
+    const one = plan(`sources:\n${metrics(', key: [host], partitions: 1')}operators:\n  - {name: f, type: filter, where: value > 1}\n${incident}`);
+    expect(one.subtopologies.map((s) => s.partitions)).toEqual([1]);
+    expect(one.internalTopics.filter((x) => x.kind === 'repartition')).toEqual([]);
+  });
+
   it('follows keys through map: renamed pass-through keeps the partitioning, a changed field does not', () => {
     const renamed = plan(`sources:
 ${metrics(', key: [host]')}operators:
