@@ -237,6 +237,6 @@ sinks:
     expect(expected.length).toBe(3 * samples.length);
     expect(expected.filter((e) => e.includes(',true,')).length, 'some records are flagged anomalous').toBeGreaterThan(0);
     const watcher = watch([`${name}.novelty`, `${name}.ewma`, `${name}.trend`], label);
-    await crashAndFinish(yaml, () => produceRaw(samples.map((v) => encode(v.host as string, v)), { chunk: 300, pauseMs: 300 }), watcher, expected);
+    await crashAndFinish(yaml, () => produceRaw(samples.map((v) => encode(v.host as string, v)), { chunk: 200, pauseMs: 400 }), watcher, expected);
   });
 });
