@@ -31,6 +31,7 @@ export interface PredictConfig {
   min_points: number;
   horizon: number;
   threshold?: number;
+  direction: 'up' | 'down' | 'either';
   within?: number;
   lookahead: number;
 }
@@ -78,7 +79,8 @@ const TIMESTAMP_MILLIS: Ty = { k: 'long', attrs: { logicalType: 'timestamp-milli
 /** "3 h 10 min", "45 min", "2 d 4 h", "30 s": the two largest units. */
 export function formatEta(ms: number): string {
   const units: Array<[string, number]> = [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]];
-  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms <= 0) return 'now';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
   const parts: string[] = [];
   let rest = Math.round(ms / 1000) * 1000;
   for (const [name, size] of units) {
@@ -111,9 +113,12 @@ window of equal values has slope 0); it keeps running sums, so each record costs
 its cost grows with the square of the window, so keep it to a few hundred points) and \`exponential\` (y = b e^(a x);
 values must be positive) are fitted afresh on every record with ml-regression.
 
-**Crossing.** The trend's value at the record's time decides the direction: below the threshold it is crossed going
-up, above it going down. A line (linear, robust) is solved; a polynomial or an exponential is searched over
-\`lookahead\` (512 steps, then bisection).
+**Crossing.** With \`direction: either\` (the default), the trend's value at the record's time decides the direction:
+below the threshold it is crossed going up, above it going down, and a trend already past it has no crossing ahead.
+With \`direction: up\` (a disk filling up) only rising through the threshold counts, and a trend already at or above
+it has crossed: \`crosses_at\` is the record's time and \`eta_ms\` 0, so a breach lasts as long as the series stays
+beyond the threshold (Prometheus' \`predict_linear(...) > threshold\`); \`down\` is the same the other way. A line
+(linear, robust) is solved; a polynomial or an exponential is searched over \`lookahead\` (512 steps, then bisection).
 `.trim();
 
 export const predictOperator: OperatorDefinition<PredictConfig> = {
@@ -137,6 +142,12 @@ export const predictOperator: OperatorDefinition<PredictConfig> = {
     min_points: { kind: 'integer', default: 3, min: 2, description: 'Values the window needs before it predicts.' },
     horizon: { kind: 'duration', default: '1h', description: 'How far after each record `predicted` is.', examples: ['4h'] },
     threshold: { kind: 'number', optional: true, description: 'A level whose crossing is predicted (a disk\'s size, 100 %, 0 bytes free).', examples: [90] },
+    direction: {
+      kind: 'enum',
+      values: ['either', 'up', 'down'],
+      default: 'either',
+      description: 'Which crossings of the threshold count: up (rising through it; at or above it already: crossed now), down, or either (the next crossing ahead, whichever way).',
+    },
     within: { kind: 'duration', optional: true, min: 1, description: 'With threshold: records whose crossing is at most this far ahead go to `breaches`.', examples: ['6h'] },
     lookahead: { kind: 'duration', default: '7d', min: 1, description: 'How far ahead a crossing is looked for.' },
   },
@@ -179,6 +190,7 @@ sinks:
     if ((config.window === undefined) === (config.points === undefined)) issues.push({ path: [config.window === undefined ? 'points' : 'window'], at: 'key', code: 'MISSING_FIELD', message: "give either 'points' (a count window) or 'window' (a time window), not both" });
     if (config.degree !== undefined && config.fit !== 'polynomial') issues.push({ path: ['degree'], message: `'degree' applies to fit: polynomial, not ${config.fit}` });
     if (config.within !== undefined && config.threshold === undefined) issues.push({ path: ['within'], message: "'within' needs a 'threshold'" });
+    if (config.direction !== 'either' && config.threshold === undefined) issues.push({ path: ['direction'], message: "'direction' needs a 'threshold'" });
     if (config.within !== undefined && config.within > config.lookahead) issues.push({ path: ['within'], message: `'within' (${formatDuration(config.within)}) is beyond 'lookahead' (${formatDuration(config.lookahead)})` });
     const capacity = config.points ?? config.max_points;
     if (config.min_points > capacity) issues.push({ path: ['min_points'], message: `min_points (${config.min_points}) is more than the window can hold (${capacity})` });
@@ -240,6 +252,7 @@ sinks:
       minPoints: config.min_points,
       horizon: config.horizon / 1000,
       threshold: config.threshold,
+      direction: config.direction,
       within: config.within,
       lookahead: config.lookahead / 1000,
       extend: recordExtender(inTy.fields.map((f) => f.name), OUTPUT_FIELDS),
@@ -271,6 +284,7 @@ interface Settings {
   /** Seconds. */
   horizon: number;
   threshold: number | undefined;
+  direction: 'up' | 'down' | 'either';
   within: number | undefined;
   lookahead: number;
   extend: RecordExtender;
@@ -463,6 +477,10 @@ class PredictInstance implements OperatorInstance {
     const s = this.s;
     const now = m.at(0);
     if (now === target) return 0;
+    // A one-way threshold already passed has been crossed; one not passed is crossed only going its way
+    // (a trend starting below it can only cross it going up, and one above it only going down).
+    if (s.direction === 'up' && now > target) return 0;
+    if (s.direction === 'down' && now < target) return 0;
     let x: number | undefined;
     if (s.fit === 'linear' || s.fit === 'robust') {
       const b = m.slope(0);
