@@ -84,8 +84,10 @@ class UnionFind {
 interface Edge {
   from: Ref;
   to: Target;
-  /** Set when the edge goes through a repartition topic. */
-  /** gather: into one partition (keyFields empty: records keep their keys). */
+  /**
+   * Set when the edge goes through a repartition topic; gather: into one partition (keyFields empty:
+   * records keep their keys).
+   */
   repartition?: { topic: string; keyFields: string[]; gather?: true };
 }
 
@@ -211,8 +213,6 @@ export function planTopology(t: Topology): Plan {
   const schemaOf = (r: Ref) => outputOf(t, r)!.schema;
   const schemaNameOf = (r: Ref): string => (sources.has(r.name) ? sources.get(r.name)!.schemaName : schemaFullname(schemaOf(r)));
 
-  const ancestors = (v: string): SourceDef[] => sourcesOf(t, v);
-
   const globalTables: GlobalTable[] = [];
   for (const s of t.sources) {
     if (s.table) {
@@ -229,7 +229,7 @@ export function planTopology(t: Topology): Plan {
   for (const e of repartitionEdges) {
     const r = e.repartition!;
     writer.set(r.topic, sub(e.from.name));
-    const ups = ancestors(e.from.name);
+    const ups = sourcesOf(t, e.from.name);
     subs[sub(targetName(e.to))]!.sources.push({
       name: refText(e.from),
       topic: r.topic,
@@ -315,7 +315,7 @@ export function planTopology(t: Topology): Plan {
   for (const s of t.sinks) {
     if (s.deliver === undefined) continue;
     const upstream = subs[sub(s.name)]!;
-    const ups = ancestors(s.from.name);
+    const ups = sourcesOf(t, s.from.name);
     const delivery: SubTopology = {
       id: subs.length,
       partitions: upstream.partitions,
