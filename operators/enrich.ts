@@ -2,14 +2,16 @@
 // asset service), with a cache, a concurrency cap, retries, a circuit breaker and a failure
 // policy. Lookups run concurrently across keys; records of one key keep their order; the task
 // commits no offset before the lookups of what it covers are done.
-import type { ConfigIssue, OperatorContext, OperatorDefinition, OperatorInstance, RecordSchema, StreamRecord } from '../kernel/operator.ts';
+import type { ConfigIssue, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord } from '../kernel/operator.ts';
 import { DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
 import type { CompiledExpression } from '../kernel/expr.ts';
-import { describeTy, extendRecord, fits, isScalar, nonNull, nullable, recordTy, T_STRING, unify } from '../kernel/avro-types.ts';
+import { describeTy, extendRecord, fits, nullable, recordTy, T_STRING, unify } from '../kernel/avro-types.ts';
 import type { RecordTy } from '../kernel/avro-types.ts';
 import { JsonShapeError, jsonAsAvro } from '../kernel/json-avro.ts';
 import { computedFields } from './lib/fields.ts';
+import { TemplateError, parseTemplate, renderTemplate } from './lib/template.ts';
+import type { Template } from './lib/template.ts';
 import type { ComputedField } from './lib/fields.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
 import { recordExtender } from '../kernel/record.ts';
@@ -36,63 +38,6 @@ export interface EnrichConfig {
 }
 
 type Ev = (v: Record<string, unknown>) => unknown;
-
-/** A URL template: literal parts and `{expression}` placeholders, in order. */
-interface UrlTemplate {
-  parts: string[];
-  slots: Array<{ ev: Ev; src: string }>;
-}
-
-function parseTemplate(t: string, input: RecordSchema, issues: ConfigIssue[]): UrlTemplate | undefined {
-  const parts: string[] = [];
-  const slots: UrlTemplate['slots'] = [];
-  let i = 0;
-  let lit = '';
-  while (i < t.length) {
-    const c = t[i]!;
-    if (c === '}') {
-      issues.push({ path: ['url'], offset: i, message: "unmatched '}' in the URL template (placeholders are {expression})" });
-      return undefined;
-    }
-    if (c !== '{') {
-      lit += c;
-      i++;
-      continue;
-    }
-    const close = t.indexOf('}', i);
-    if (close < 0) {
-      issues.push({ path: ['url'], offset: i, message: "unterminated '{' in the URL template" });
-      return undefined;
-    }
-    const src = t.slice(i + 1, close);
-    const before = issues.length;
-    const c2 = compileExpressionAt(src, input, ['url'], issues);
-    for (let k = before; k < issues.length; k++) issues[k] = { ...issues[k]!, offset: (issues[k]!.offset ?? 0) + i + 1 };
-    if (c2 === undefined) return undefined;
-    if (!isScalar(nonNull(c2.ty))) {
-      issues.push({ path: ['url'], offset: i + 1, code: 'EXPR_TYPE', message: `a URL placeholder must be a string, number or boolean, but '${src}' is ${describeTy(c2.ty)}` });
-      return undefined;
-    }
-    parts.push(lit);
-    lit = '';
-    slots.push({ ev: c2.evaluate, src });
-    i = close + 1;
-  }
-  parts.push(lit);
-  return { parts, slots };
-}
-
-class TemplateError extends Error {}
-
-function render(t: UrlTemplate, v: Record<string, unknown>): string {
-  let out = t.parts[0]!;
-  for (let i = 0; i < t.slots.length; i++) {
-    const x = t.slots[i]!.ev(v);
-    if (x === null || x === undefined) throw new TemplateError(`the URL placeholder {${t.slots[i]!.src}} is null`);
-    out += encodeURIComponent(String(x)) + t.parts[i + 1]!;
-  }
-  return out;
-}
 
 const DESCRIPTION = `
 Calls an HTTP service for each record (GET on \`url\`, whose \`{expression}\` placeholders are filled from the record
@@ -209,7 +154,7 @@ operators:
     if (responseSchema === undefined) return refused([{ path: ['response'], code: 'UNKNOWN_SCHEMA', message: `unknown schema '${config.response}'` }]);
     const inTy = recordTy(input.schema);
     if (inTy.byName.has(config.as)) issues.push({ path: ['as'], message: `the input has a field '${config.as}': name the answer otherwise with 'as'` });
-    const template = parseTemplate(config.url, input.schema, issues);
+    const template = parseTemplate(config.url, input.schema, ['url'], 'the URL template', issues);
     const responseTy = recordTy(responseSchema);
     const view = extendRecord('vigil.enrich.View', input.schema, [{ name: config.as, ty: nullable(responseTy) }]);
     const added: Array<ComputedField & { def?: Ev }> = computedFields(config.fields, view, issues, (name) =>
@@ -270,7 +215,7 @@ operators:
 };
 
 interface Settings {
-  template: UrlTemplate;
+  template: Template;
   http: Omit<HttpLookupOptions, 'onEvent' | 'onLatency'>;
   responseTy: RecordTy;
   added: Array<{ name: string; ev: Ev; def?: Ev }>;
@@ -308,7 +253,7 @@ class EnrichInstance implements OperatorInstance {
   process(record: StreamRecord, ctx: OperatorContext): void {
     let url: string;
     try {
-      url = render(this.s.template, record.value);
+      url = renderTemplate(this.s.template, record.value, encodeURIComponent);
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;
       this.finish(record, { kind: 'error', error: err.message, permanent: true }, ctx);
