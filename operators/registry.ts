@@ -2,6 +2,7 @@
 // Schema and the reference docs (topology/REFERENCE.md) all read it.
 import type { OperatorDefinition } from '../kernel/operator.ts';
 import { absenceOperator } from './absence.ts';
+import { alertOperator } from './alert.ts';
 import { aggregateOperator } from './aggregate.ts';
 import { detectOperator } from './detect.ts';
 import { enrichOperator } from './enrich.ts';
@@ -28,6 +29,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   detectOperator,
   predictOperator,
   incidentOperator,
+  alertOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */

@@ -142,6 +142,10 @@ describe('map', () => {
         value: 97.26,
         threshold: 90,
         labels: {},
+        status: 'FIRING',
+        starts_at: null,
+        ends_at: null,
+        annotations: {},
       });
       const type = avro.Type.forSchema(alert as avro.Schema);
       expect(type.isValid(out.value)).toBe(true);
@@ -154,7 +158,7 @@ describe('map', () => {
         fields: { id: 'host', timestamp: 'timestamp', rule: '"r"', entity: 'unit', severity: '"MAJOR"', priority: 'value', bogus: '1' },
       });
       expect(issuesOf(config, metric).map((i) => [i.path.join('.'), i.message])).toEqual([
-        ['fields.bogus', "vigil.alerting.Alert has no field 'bogus' (it has: id, timestamp, rule, entity, category, severity, priority, summary, value, threshold, labels)"],
+        ['fields.bogus', "vigil.alerting.Alert has no field 'bogus' (it has: id, timestamp, rule, entity, category, severity, priority, summary, value, threshold, labels, status, starts_at, ends_at, annotations)"],
         ['fields.entity', "field 'entity' of vigil.alerting.Alert is string, but the expression is string | null: the value may be null but string is not nullable"],
         ['fields.severity', "field 'severity' of vigil.alerting.Alert is enum vigil.alerting.AlertSeverity, but the expression is string: 'MAJOR' is not a symbol of enum vigil.alerting.AlertSeverity (INFO, WARNING, ERROR, CRITICAL)"],
         ['fields.priority', "field 'priority' of vigil.alerting.Alert is int, but the expression is double: double does not fit int"],
