@@ -3,6 +3,7 @@
 import type { OperatorDefinition } from '../kernel/operator.ts';
 import { absenceOperator } from './absence.ts';
 import { alertOperator } from './alert.ts';
+import { routeOperator } from './route.ts';
 import { aggregateOperator } from './aggregate.ts';
 import { detectOperator } from './detect.ts';
 import { enrichOperator } from './enrich.ts';
@@ -30,6 +31,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   predictOperator,
   incidentOperator,
   alertOperator,
+  routeOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */
