@@ -91,6 +91,7 @@ describe('schema catalog', () => {
   it('loads the repository .avsc files keyed by full name', () => {
     expect([...catalog.keys()].sort()).toEqual([
       'vigil.alerting.Alert',
+      'vigil.alerting.Silence',
       'vigil.inventory.Entity',
       'vigil.telemetry.Event',
       'vigil.telemetry.LogLine',
