@@ -4,9 +4,11 @@
 // breaker (opossum) that stops calling a failing service for a while instead of piling up
 // timeouts. The well-kept libraries do the parts that are easy to get subtly wrong; the rest is
 // the retry policy, which is Vigil's.
-import CircuitBreaker from 'opossum';
+import type CircuitBreaker from 'opossum';
 import { LRUCache } from 'lru-cache';
 import pLimit from 'p-limit';
+import { BodyTooLarge, Retryable, backoffDelay, breakerState, circuitBreaker, isBreakerOpen, networkCause, printable, readBounded, sleep } from './http-guard.ts';
+import type { BreakerOptions } from './http-guard.ts';
 
 export interface HttpLookupOptions {
   timeoutMs: number;
@@ -17,7 +19,7 @@ export interface HttpLookupOptions {
   /** Requests in flight at most. */
   concurrency: number;
   cache: { ttlMs: number; negativeTtlMs: number; maxEntries: number };
-  breaker: { errorPercentage: number; minRequests: number; resetMs: number };
+  breaker: BreakerOptions;
   headers?: Record<string, string>;
   /** Bodies larger than this are an error (hostile or misrouted responses). */
   maxBodyBytes?: number;
@@ -32,10 +34,6 @@ export type LookupResult =
   /** permanent: a 4xx other than 404/429, or a body that is not JSON; else the retries ran out or the breaker is open. */
   | { kind: 'error'; error: string; permanent: boolean };
 
-class Retryable extends Error {}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 export class HttpLookup {
   private readonly cache: LRUCache<string, LookupResult>;
   private readonly inFlight = new Map<string, Promise<LookupResult>>();
@@ -45,21 +43,12 @@ export class HttpLookup {
   constructor(private readonly o: HttpLookupOptions) {
     this.cache = new LRUCache({ max: o.cache.maxEntries, ttl: Math.max(1, o.cache.ttlMs), ttlAutopurge: false });
     this.limit = pLimit(o.concurrency);
-    this.breaker = new CircuitBreaker((url: string) => this.fetchWithRetries(url), {
-      timeout: false,
-      errorThresholdPercentage: o.breaker.errorPercentage,
-      volumeThreshold: o.breaker.minRequests,
-      resetTimeout: o.breaker.resetMs,
-      rollingCountTimeout: 10_000,
-    });
-    this.breaker.on('open', () => o.onEvent?.('breaker-open'));
-    this.breaker.on('halfOpen', () => o.onEvent?.('breaker-half-open'));
-    this.breaker.on('close', () => o.onEvent?.('breaker-close'));
+    this.breaker = circuitBreaker((url: string) => this.fetchWithRetries(url), o.breaker, o.onEvent);
   }
 
   /** closed, half-open or open. */
   get breakerState(): 'closed' | 'half-open' | 'open' {
-    return this.breaker.opened ? 'open' : this.breaker.halfOpen ? 'half-open' : 'closed';
+    return breakerState(this.breaker);
   }
 
   /** A cached result, without a request. */
@@ -77,7 +66,7 @@ export class HttpLookup {
     if (running !== undefined) return running;
     const p = this.limit(() => this.breaker.fire(url))
       .catch((err: unknown): LookupResult => {
-        const open = (err as { code?: string }).code === 'EOPENBREAKER';
+        const open = isBreakerOpen(err);
         this.o.onEvent?.(open ? 'breaker-rejected' : 'error');
         return { kind: 'error', error: open ? 'circuit breaker open: the service failed too often recently' : (err as Error).message, permanent: false };
       })
@@ -102,8 +91,7 @@ export class HttpLookup {
     for (let attempt = 0; attempt <= this.o.retries; attempt++) {
       if (attempt > 0) {
         this.o.onEvent?.('retry');
-        const cap = Math.min(this.o.maxBackoffMs, this.o.backoffMs * 2 ** (attempt - 1));
-        await sleep(Math.random() * cap);
+        await sleep(backoffDelay(attempt, this.o.backoffMs, this.o.maxBackoffMs));
       }
       const started = Date.now();
       try {
@@ -148,39 +136,7 @@ export class HttpLookup {
     try {
       return { kind: 'found', body: JSON.parse(text) as unknown };
     } catch {
-      return { kind: 'error', error: `the response is not JSON (${text.slice(0, 60).replace(/[^\x20-\x7e]/g, '?')})`, permanent: true };
+      return { kind: 'error', error: `the response is not JSON (${printable(text, 60)})`, permanent: true };
     }
   }
-}
-
-class BodyTooLarge extends Error {}
-
-/** The system error under fetch's "fetch failed" (ECONNREFUSED, ENOTFOUND, ...), else its message. */
-function networkCause(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string; errors?: Array<{ code?: string }> } }).cause;
-  return cause?.code ?? cause?.errors?.find((e) => e.code !== undefined)?.code ?? cause?.message ?? (err as Error).message;
-}
-
-/** The response body as text, refusing more than `max` bytes without reading them all. */
-async function readBounded(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body?.cancel();
-    throw new BodyTooLarge(`the response is ${declared} bytes, more than ${max}`);
-  }
-  if (res.body === null) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.length;
-    if (n > max) {
-      await reader.cancel();
-      throw new BodyTooLarge(`the response is more than ${max} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -1,9 +1,10 @@
 // Sink types: one definition each, registered here (the loader validates `sinks:` entries by their
-// `type`, default `kafka`). The alerting issue adds HTTP receivers as sinks that deliver.
+// `type`, default `kafka`); the receivers (connectors/receivers.ts) deliver outside Kafka.
 import type { SinkDefinition } from '../kernel/sink.ts';
 import type { ConfigIssue } from '../kernel/spec.ts';
 import type { RecordSchema } from '../kernel/schema.ts';
 import { describeTy, fits, isNumeric, recordTy, schemaFullname } from '../kernel/avro-types.ts';
+import { receiverSinks } from './receivers.ts';
 
 export interface KafkaSinkConfig {
   topic: string;
@@ -75,7 +76,7 @@ export const kafkaSink: SinkDefinition<KafkaSinkConfig> = {
 };
 
 /** Every sink type, once, in the order of the docs. */
-export const sinkDefinitions: readonly SinkDefinition<any>[] = [kafkaSink];
+export const sinkDefinitions: readonly SinkDefinition<any>[] = [kafkaSink, ...receiverSinks];
 
 /** `type:` name -> definition. */
 export const sinkRegistry: ReadonlyMap<string, SinkDefinition<any>> = new Map(sinkDefinitions.map((d) => [d.type, d]));

@@ -9,8 +9,8 @@ import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/oper
 import type { AvroType } from '../kernel/schema.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
 import { describeTy, isNumeric, isScalar, nonNull } from '../kernel/avro-types.ts';
-import { badLabelName, fingerprint } from './lib/labels.ts';
-import type { LabelSet } from './lib/labels.ts';
+import { badLabelName, fingerprint } from '../kernel/labels.ts';
+import type { LabelSet } from '../kernel/labels.ts';
 import { parseTemplate, renderTemplate } from './lib/template.ts';
 import type { Template } from './lib/template.ts';
 

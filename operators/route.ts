@@ -10,8 +10,9 @@ import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/oper
 import type { AvroType } from '../kernel/schema.ts';
 import { recordSchemaOf, recordTy, schemaFullname, T_INT, T_LONG, T_STRING } from '../kernel/avro-types.ts';
 import type { Ty } from '../kernel/avro-types.ts';
-import { badLabelName } from './lib/labels.ts';
-import type { LabelSet } from './lib/labels.ts';
+import { badLabelName } from '../kernel/labels.ts';
+import type { LabelSet } from '../kernel/labels.ts';
+import { alertAnnotations, routingLabels } from '../kernel/labels.ts';
 import { formatLabels, formatMatchers, matchesAll, parseMatcher } from './lib/matchers.ts';
 import type { Matcher } from './lib/matchers.ts';
 import { unknownTable } from './lib/fields.ts';
@@ -318,8 +319,8 @@ export function notificationSchema(alert: RecordSchema): RecordSchema {
       { name: 'status', ty: status, doc: 'FIRING while any alert of the notification fires, else RESOLVED.' },
       { name: 'group_key', ty: T_STRING, doc: "The group's key, in Alertmanager's form: route key, ':', group labels." },
       { name: 'group_labels', ty: labels, doc: 'The labels the group is formed by.' },
-      { name: 'common_labels', ty: labels, doc: 'Labels every alert of the notification has, with the same value.' },
-      { name: 'common_annotations', ty: labels, doc: 'Annotations every alert of the notification has, with the same value.' },
+      { name: 'common_labels', ty: labels, doc: 'Labels (as the routes see them: with alertname, severity, category, priority, entity) every alert of the notification has, with the same value.' },
+      { name: 'common_annotations', ty: labels, doc: 'Annotations (with the summary) every alert of the notification has, with the same value.' },
       { name: 'alerts', ty: { k: 'array', items: recordTy(alert) }, doc: 'The alerts: firing first, then resolved.' },
       { name: 'truncated_alerts', ty: T_INT, doc: 'Alerts left out beyond max_alerts.' },
       { name: 'sequence', ty: T_LONG, doc: "The notification's number within its group (1, 2, ...)." },
@@ -348,23 +349,6 @@ export function matchRoutes(node: RouteNode, labels: LabelSet): RouteNode[] {
     if (m.length > 0 && !child.continue) break;
   }
   return all.length > 0 ? all : [node];
-}
-
-/** The labels routes, inhibition and silences see: the alert's labels, completed from its fields. */
-export function routingLabels(a: Record<string, unknown>): LabelSet {
-  const own = (a.labels ?? {}) as LabelSet;
-  const out: LabelSet = {};
-  const add = (name: string, v: unknown): void => {
-    if (typeof v === 'string' && v !== '') out[name] = v;
-    else if (typeof v === 'number') out[name] = String(v);
-  };
-  add('alertname', a.rule);
-  add('severity', typeof a.severity === 'string' ? a.severity.toLowerCase() : undefined);
-  add('category', typeof a.category === 'string' && a.category !== 'UNCLASSIFIED' ? a.category.toLowerCase() : undefined);
-  add('priority', a.priority);
-  add('entity', a.entity);
-  for (const [k, v] of Object.entries(own)) if (v !== '') out[k] = v;
-  return out;
 }
 
 function hash(s: string): string {
@@ -458,7 +442,10 @@ class RouteInstance implements OperatorInstance {
   onTimer(timer: Timer, ctx: OperatorContext): void {
     const g = this.groups.get(timer.key);
     if (g === undefined || g.next_flush > timer.at) return; // flushed since (a record moved it on)
-    this.save(timer.key, this.catchUp(g, timer.at, true, ctx), ctx);
+    // Up to where time is now, not just to this tick: after a long quiet stretch (or the end of a
+    // backtest's input) the group jumps to its latest tick instead of firing one timer per interval.
+    const now = Math.max(timer.at, timer.kind === 'event' ? ctx.watermark() : ctx.now());
+    this.save(timer.key, this.catchUp(g, now, true, ctx), ctx);
   }
 
   /**
@@ -517,8 +504,8 @@ class RouteInstance implements OperatorInstance {
             status: firing.length > 0 ? 'FIRING' : 'RESOLVED',
             group_key: g.group_key,
             group_labels: g.group_labels,
-            common_labels: common(shown.map((a) => a.labels)),
-            common_annotations: common(shown.map((a) => (a.annotations ?? {}) as LabelSet)),
+            common_labels: common(shown.map(routingLabels)),
+            common_annotations: common(shown.map(alertAnnotations)),
             alerts: shown,
             truncated_alerts: sent.length - shown.length,
             sequence,

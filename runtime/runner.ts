@@ -543,14 +543,23 @@ export class Runner {
     slot.next.set(batch.topic, BigInt(batch.nextOffset));
   }
 
-  /** Awaits a task's deferred work, heartbeating while it lasts. */
+  /**
+   * Awaits a task's deferred work, heartbeating while it lasts. When the instance stops meanwhile
+   * (a receiver that keeps failing holds a delivery for minutes), the batch is given up: nothing of
+   * it commits, the task is rebuilt, and the next owner processes it again (at least once).
+   */
   private async settle(task: Task, controls: BatchControls): Promise<void> {
     if (task.pending.length === 0) return;
     let done = false;
     const settled = task.settle().finally(() => (done = true));
     while (!done) {
       await Promise.race([settled, sleep(1000)]);
-      if (!done) await controls.heartbeat();
+      if (done) break;
+      if (this.stopping) {
+        settled.catch(() => undefined);
+        throw new Error(`stopping while task ${task.id} waits for deferred work (deliveries, lookups): its batch is not committed and is processed again`);
+      }
+      await controls.heartbeat();
     }
     await settled;
   }

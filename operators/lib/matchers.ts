@@ -2,7 +2,7 @@
 // `name!="value"`, `name=~"regex"`, `name!~"regex"`; the value may be unquoted. A label an alert does
 // not have matches as the empty string, and regular expressions are anchored at both ends, as in
 // Alertmanager.
-import type { LabelSet } from './labels.ts';
+import type { LabelSet } from '../../kernel/labels.ts';
 
 export type MatchOp = '=' | '!=' | '=~' | '!~';
 

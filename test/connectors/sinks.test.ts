@@ -64,7 +64,7 @@ describe('sink types', () => {
   it('kafka is the default type, and its config is its own spec', () => {
     expect(sinkRegistry.get('kafka')).toBe(kafkaSink);
     expect(() => planYamlBuiltin(yaml('x.internal').replace('topic: hot }', 'topik: hot }'), 'sinks.yaml', { sinks })).toThrow(/unknown field 'topik' in sink 'to-kafka'; did you mean 'topic'\?/);
-    expect(() => planYamlBuiltin(yaml('x.internal').replace('type: post', 'type: pots'), 'sinks.yaml', { sinks })).toThrow(/unknown sink type 'pots'; did you mean 'post'\? \(types: kafka, post\)/);
+    expect(() => planYamlBuiltin(yaml('x.internal').replace('type: post', 'type: pots'), 'sinks.yaml', { sinks })).toThrow(/unknown sink type 'pots'; did you mean 'post'\? \(types: kafka, webhook, slack, pagerduty, alertmanager, post\)/);
   });
 
   it('a type that delivers outside Kafka gets an outbox topic and a delivery sub-topology', () => {

@@ -8,17 +8,28 @@ export interface Answer {
   /** Raw body text instead of JSON. */
   text?: string;
   delayMs?: number;
+  headers?: Record<string, string>;
   /** Answer once this settles (a test waits for an event, not for time). */
   after?: Promise<unknown>;
 }
 
-export type Script = (path: string, n: number) => Answer;
+export type Script = (path: string, n: number, request: Received) => Answer;
+
+/** A request as the server got it. */
+export interface Received {
+  method: string;
+  path: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
 
 export interface ScriptedServer {
   /** http://127.0.0.1:<port> */
   base: string;
   host: string;
   requests: string[];
+  /** Every request with its method, headers and body, in arrival order. */
+  received: Received[];
   maxInFlight: number;
   script: Script;
   close(): Promise<void>;
@@ -26,20 +37,25 @@ export interface ScriptedServer {
 
 export async function scriptedServer(script: Script): Promise<ScriptedServer> {
   let inFlight = 0;
-  const state: ScriptedServer = { base: '', host: '', requests: [], maxInFlight: 0, script, close: async () => {} };
+  const state: ScriptedServer = { base: '', host: '', requests: [], received: [], maxInFlight: 0, script, close: async () => {} };
   const timers = new Set<NodeJS.Timeout>();
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const path = req.url ?? '/';
-    state.requests.push(path);
     inFlight++;
     state.maxInFlight = Math.max(state.maxInFlight, inFlight);
-    const a = state.script(path, state.requests.length);
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const received: Received = { method: req.method ?? 'GET', path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+    state.requests.push(path);
+    state.received.push(received);
+    const a = state.script(path, state.requests.length, received);
     const send = () => {
       inFlight--;
       if (res.destroyed) return;
       const status = a.status ?? 200;
-      if (a.text !== undefined) res.writeHead(status, { 'content-type': 'text/plain' }).end(a.text);
-      else res.writeHead(status, { 'content-type': 'application/json' }).end(a.body === undefined ? '' : JSON.stringify(a.body));
+      const headers = a.headers ?? {};
+      if (a.text !== undefined) res.writeHead(status, { 'content-type': 'text/plain', ...headers }).end(a.text);
+      else res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(a.body === undefined ? '' : JSON.stringify(a.body));
     };
     if (a.after) void a.after.then(send, send);
     else if (a.delayMs) {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TopologyError } from '../../kernel/diagnostics.ts';
 import { classify } from '../../operators/alert.ts';
-import { fingerprint } from '../../operators/lib/labels.ts';
+import { fingerprint } from '../../kernel/labels.ts';
 import { repartitionTopicName } from '../../topology/plan.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
 import { planYamlBuiltin } from '../helpers/topology.ts';

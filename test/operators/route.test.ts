@@ -2,7 +2,7 @@
 // Alertmanager's routing-tree semantics on their own.
 import { describe, expect, it } from 'vitest';
 import type { TopologyError } from '../../kernel/diagnostics.ts';
-import { routingLabels } from '../../operators/route.ts';
+import { routingLabels } from '../../kernel/labels.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
 import { planYamlBuiltin } from '../helpers/topology.ts';
 
@@ -109,5 +109,20 @@ ${['default', 'db', 'db-pager', 'web', 'never'].map((r) => `  - { name: ${r}, fr
     expect(got('default')).toEqual(['other', 'other', 'later']);
     expect(d.output('never')).toEqual([]);
     expect(d.output('all')).toHaveLength(d.output('db-pager').length + d.output('db').length + d.output('web').length + d.output('default').length);
+  });
+});
+
+describe('time', () => {
+  it('a firing group catches up to the watermark in one step, also at the end of a bounded input', () => {
+    const d = new TestDriver(planYamlBuiltin(topology('    route: { receiver: team, group_by: [alertname], group_wait: 0s, group_interval: 1m, repeat_interval: 1h }')));
+    const alert = { id: 'a', timestamp: 60_000, rule: 'R', entity: 'e', summary: 's', labels: {}, status: 'FIRING', starts_at: 1_000, ends_at: null, annotations: {} };
+    d.pipe('alerts', alert, { key: 'a' });
+    // Ten days later: one repeat, not one timer per minute in between.
+    d.pipe('alerts', { ...alert, id: 'b', rule: 'S', timestamp: 60_000 + 10 * 86_400_000 }, { key: 'b' });
+    const seqOfR = () => d.recorded('notify').filter((n) => String(n.value.group_key).includes('"R"')).map((n) => n.value.sequence);
+    expect(seqOfR()).toEqual([1, 2]);
+    // Stream time at its end: terminates, with one more repeat.
+    d.endOfInput();
+    expect(seqOfR()).toEqual([1, 2, 3]);
   });
 });

@@ -56,3 +56,19 @@ describe('JSON Schema of topology files', () => {
     expect(map.additionalProperties).toBe(false);
   });
 });
+
+describe('sink examples', () => {
+  const examples = sinkDefinitions.flatMap((d) => (d.examples ?? []).map((e) => [d.type, e.title, e.yaml] as const));
+
+  it.each(examples)('%s: %s validates and plans', (type, title, yaml) => {
+    const text = `version: 1\nname: example\n${yaml}`;
+    try {
+      const t = parseTopology(text, `${type} example '${title}'`, { env: {}, operators: operatorRegistry });
+      planTopology(t);
+      expect(t.sinks.some((s) => s.type === type)).toBe(true);
+    } catch (e) {
+      if (e instanceof TopologyError) throw new Error(e.format());
+      throw e;
+    }
+  });
+});

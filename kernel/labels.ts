@@ -55,3 +55,26 @@ export function fingerprint(labels: LabelSet): string {
   }
   return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
+
+/** The labels routes, inhibition, silences and receivers see: an Alert record's labels, completed from its fields (alertname from rule, severity, category, priority, entity), as Alertmanager would hold them. */
+export function routingLabels(a: Record<string, unknown>): LabelSet {
+  const own = (a.labels ?? {}) as LabelSet;
+  const out: LabelSet = {};
+  const add = (name: string, v: unknown): void => {
+    if (typeof v === 'string' && v !== '') out[name] = v;
+    else if (typeof v === 'number') out[name] = String(v);
+  };
+  add('alertname', a.rule);
+  add('severity', typeof a.severity === 'string' ? a.severity.toLowerCase() : undefined);
+  add('category', typeof a.category === 'string' && a.category !== 'UNCLASSIFIED' ? a.category.toLowerCase() : undefined);
+  add('priority', a.priority);
+  add('entity', a.entity);
+  for (const [k, v] of Object.entries(own)) if (v !== '') out[k] = v;
+  return out;
+}
+
+/** An Alert record's annotations as receivers show them: with its summary, unless one of that name is set. */
+export function alertAnnotations(a: Record<string, unknown>): LabelSet {
+  const own = (a.annotations ?? {}) as LabelSet;
+  return typeof a.summary === 'string' && a.summary !== '' && own.summary === undefined ? { summary: a.summary, ...own } : { ...own };
+}

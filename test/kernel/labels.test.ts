@@ -1,6 +1,6 @@
 // Alert label sets: the fingerprint Prometheus and Alertmanager give the same labels.
 import { describe, expect, it } from 'vitest';
-import { badLabelName, fingerprint } from '../../../operators/lib/labels.ts';
+import { badLabelName, fingerprint } from '../../kernel/labels.ts';
 
 /** FNV-1a 64 with BigInt, byte by byte: the textbook definition, to check the fast one against. */
 function reference(labels: Record<string, string>): string {
