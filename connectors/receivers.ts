@@ -219,9 +219,12 @@ export function webhookPayload(n: Rec, externalUrl = ''): Rec {
     truncatedAlerts: n.truncated_alerts ?? 0,
     status: String(n.status).toLowerCase(),
     receiver: n.receiver,
+    notification_reason: n.reason ?? 'unknown',
     groupLabels: n.group_labels ?? {},
     commonLabels: n.common_labels ?? {},
     commonAnnotations: n.common_annotations ?? {},
+    // Alertmanager's route-level labels (a route `labels:` setting Vigil's routes do not have).
+    routeLabels: {},
     externalURL: externalUrl,
     alerts: ((n.alerts ?? []) as Rec[]).map(webhookAlert),
   };
@@ -297,8 +300,8 @@ export const webhookSink = httpSink<WebhookConfig>({
   summary: "POSTs a route's notifications in Alertmanager's webhook format, so receivers written for Alertmanager work unchanged.",
   description: `
 Reads the notifications of a \`route\` operator (\`from: route\` or \`from: route.<receiver>\`) and POSTs each as
-Alertmanager's webhook payload (version 4): \`status\`, \`receiver\`, \`groupKey\`, \`groupLabels\`, \`commonLabels\`,
-\`commonAnnotations\`, \`externalURL\`, \`truncatedAlerts\` and \`alerts\` (each with \`status\`, \`labels\` as the routes saw them,
+Alertmanager's webhook payload (version 4, as v0.35 sends it): \`status\`, \`receiver\`, \`notification_reason\`, \`groupKey\`,
+\`groupLabels\`, \`commonLabels\`, \`commonAnnotations\`, \`routeLabels\` (empty), \`externalURL\`, \`truncatedAlerts\` and \`alerts\` (each with \`status\`, \`labels\` as the routes saw them,
 \`annotations\` with the summary, \`startsAt\`, \`endsAt\` — \`0001-01-01T00:00:00Z\` while firing — and \`fingerprint\`, the
 alert's id). The notification's id is sent as the \`Idempotency-Key\` header: the same for the same notification,
 also when it is sent again after a crash, so a receiver can drop duplicates.`.trim(),

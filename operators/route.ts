@@ -144,7 +144,9 @@ not parse is ignored and counted (\`silence-invalid\`).
 
 **Output.** \`vigil.alerting.Notification\` records, one per group notification, as Alertmanager's webhook sends them:
 \`receiver\`, \`status\` (FIRING while any alert fires), \`group_key\`, \`group_labels\`, \`common_labels\`,
-\`common_annotations\`, \`alerts\` (firing first, at most \`max_alerts\`; \`truncated_alerts\` counts the rest) and \`id\`,
+\`common_annotations\`, \`alerts\` (firing first, at most \`max_alerts\`; \`truncated_alerts\` counts the rest), \`reason\`
+(Alertmanager's notification reason: first notification, new alerts added, some alerts resolved, all alerts resolved,
+repeat interval elapsed) and \`id\`,
 an idempotency key unique per group and notification (a notification sent again after a crash has the same id, so a
 receiver can dedupe). The default output has every notification; each receiver named in the tree is also an output
 (\`from: <operator>.<receiver>\`) with only its own. All alerts meet in one task (the input is gathered).
@@ -324,6 +326,11 @@ export function notificationSchema(alert: RecordSchema): RecordSchema {
       { name: 'alerts', ty: { k: 'array', items: recordTy(alert) }, doc: 'The alerts: firing first, then resolved.' },
       { name: 'truncated_alerts', ty: T_INT, doc: 'Alerts left out beyond max_alerts.' },
       { name: 'sequence', ty: T_LONG, doc: "The notification's number within its group (1, 2, ...)." },
+      {
+        name: 'reason',
+        ty: T_STRING,
+        doc: "Why the group is notified, as Alertmanager says it: first notification, new alerts added, some alerts resolved, all alerts resolved, repeat interval elapsed.",
+      },
     ],
     "A notification of a group of alerts to a receiver, as Alertmanager's webhook sends it.",
   );
@@ -489,7 +496,8 @@ class RouteInstance implements OperatorInstance {
       (a.status === 'RESOLVED' ? resolved : firing).push(a);
     }
     let next: GroupState = g;
-    if (firing.length + resolved.length > 0 && this.needsUpdate(g, firing, resolved, route, now)) {
+    const reason = firing.length + resolved.length > 0 ? this.needsUpdate(g, firing, resolved, route, now) : undefined;
+    if (reason !== undefined) {
       const sent = [...firing.sort(byStart), ...(this.s.sendResolved ? resolved.sort(byStart) : [])];
       const sequence = g.sequence + 1;
       if (sent.length > 0) {
@@ -509,6 +517,7 @@ class RouteInstance implements OperatorInstance {
             alerts: shown,
             truncated_alerts: sent.length - shown.length,
             sequence,
+            reason,
           },
           timestamp: now,
         };
@@ -528,15 +537,19 @@ class RouteInstance implements OperatorInstance {
     return { ...next, alerts: remaining, next_flush: now + route.groupInterval };
   }
 
-  /** Alertmanager's DedupStage.needsUpdate over the group's notification log. */
-  private needsUpdate(g: GroupState, firing: Alert[], resolved: Alert[], route: RouteNode, now: number): boolean {
-    if (g.last_notify === null) return firing.length > 0;
+  /**
+   * Alertmanager's DedupStage.needsUpdate over the group's notification log: why the group is
+   * notified now (Alertmanager's NotifyReason, as its webhook's notification_reason says), or
+   * undefined when it is not.
+   */
+  private needsUpdate(g: GroupState, firing: Alert[], resolved: Alert[], route: RouteNode, now: number): string | undefined {
+    if (g.last_notify === null) return firing.length > 0 ? 'first notification' : undefined;
     const was = new Set(g.notified_firing);
-    if (!firing.every((a) => was.has(a.id))) return true;
-    if (firing.length === 0) return g.notified_firing.length > 0;
+    if (!firing.every((a) => was.has(a.id))) return g.notified_firing.length === 0 ? 'first notification' : 'new alerts added';
+    if (firing.length === 0) return g.notified_firing.length > 0 ? 'all alerts resolved' : undefined;
     const wasResolved = new Set(g.notified_resolved);
-    if (this.s.sendResolved && !resolved.every((a) => wasResolved.has(a.id))) return true;
-    return g.last_notify + route.repeatInterval <= now;
+    if (this.s.sendResolved && !resolved.every((a) => wasResolved.has(a.id))) return 'some alerts resolved';
+    return g.last_notify + route.repeatInterval <= now ? 'repeat interval elapsed' : undefined;
   }
 
   private muted(id: string, labels: LabelSet, now: number, ctx: OperatorContext): boolean {

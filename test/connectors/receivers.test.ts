@@ -89,9 +89,11 @@ describe('webhook receiver', () => {
       truncatedAlerts: 0,
       status: 'firing',
       receiver: 'team',
+      notification_reason: 'first notification',
       groupLabels: { alertname: 'HighCPU' },
       commonLabels: { alertname: 'HighCPU', category: 'system', entity: 'db-1', host: 'db-1', priority: '1', severity: 'critical' },
       commonAnnotations: { summary: 'HighCPU on db-1', runbook: 'https://runbooks/cpu' },
+      routeLabels: {},
       externalURL: '',
       alerts: [
         {
@@ -105,7 +107,7 @@ describe('webhook receiver', () => {
         },
       ],
     });
-    expect(resolved!.status).toBe('resolved');
+    expect([resolved!.status, resolved!.notification_reason]).toEqual(['resolved', 'all alerts resolved']);
     expect(resolved!.alerts[0].endsAt).toBe('1970-01-01T00:03:20.000Z');
   });
 
