@@ -278,6 +278,23 @@ function httpSink<C extends HttpSinkConfig>(d: {
   };
 }
 
+/**
+ * The delivery of a route's notifications: `payload` shapes each; one group's go out in order; the
+ * notification's id is the Idempotency-Key header.
+ */
+function notifications<C extends HttpSinkConfig>(payload: (n: Rec, config: C) => unknown): (config: C) => { create(): OperatorInstance } {
+  return (config) => {
+    const options = deliveryOptions(config);
+    return {
+      create: () =>
+        new DeliveryInstance(options, (n) => ({
+          key: String(n.group_key),
+          request: { url: config.url, ...json(payload(n, config), { 'idempotency-key': String(n.id), ...config.headers }) },
+        })),
+    };
+  };
+}
+
 const ROUTE_EXAMPLE = (sink: string) => `allowed_hosts: [hooks.slack.com, events.pagerduty.com, alerts.internal]
 sources:
   - { name: alerts, topic: alerts, schema: vigil.alerting.Alert }
@@ -310,16 +327,7 @@ also when it is sent again after a crash, so a receiver can drop duplicates.`.tr
   },
   examples: [{ title: 'Notifications to an Alertmanager webhook receiver', yaml: ROUTE_EXAMPLE('  - { name: hook, from: notify, type: webhook, url: "https://alerts.internal/hook" }\n') }],
   reads: 'notification',
-  build(config) {
-    const options = deliveryOptions(config);
-    return {
-      create: () =>
-        new DeliveryInstance(options, (n) => ({
-          key: String(n.group_key),
-          request: { url: config.url, ...json(webhookPayload(n, config.external_url), { 'idempotency-key': String(n.id), ...config.headers }) },
-        })),
-    };
-  },
+  build: notifications<WebhookConfig>((n, config) => webhookPayload(n, config.external_url)),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -361,16 +369,7 @@ allowlisted and \`hooks.slack.com\` in \`allowed_hosts\`.`.trim(),
   },
   examples: [{ title: 'Notifications to Slack', yaml: ROUTE_EXAMPLE('  - { name: chat, from: notify, type: slack, url: "https://hooks.slack.com/services/T000/B000/XXXX", channel: "#oncall" }\n') }],
   reads: 'notification',
-  build(config) {
-    const options = deliveryOptions(config);
-    return {
-      create: () =>
-        new DeliveryInstance(options, (n) => ({
-          key: String(n.group_key),
-          request: { url: config.url, ...json(slackPayload(n, config), { 'idempotency-key': String(n.id), ...config.headers }) },
-        })),
-    };
-  },
+  build: notifications<SlackConfig>(slackPayload),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -426,16 +425,7 @@ PagerDuty keeps one incident per group and drops repeats. The severity is the gr
     { title: 'Pages through PagerDuty', yaml: ROUTE_EXAMPLE('  - { name: page, from: notify, type: pagerduty, url: "https://events.pagerduty.com/v2/enqueue", routing_key: "R0UTINGKEY" }\n') },
   ],
   reads: 'notification',
-  build(config) {
-    const options = deliveryOptions(config);
-    return {
-      create: () =>
-        new DeliveryInstance(options, (n) => ({
-          key: String(n.group_key),
-          request: { url: config.url, ...json(pagerDutyPayload(n, config), { 'idempotency-key': String(n.id), ...config.headers }) },
-        })),
-    };
-  },
+  build: notifications<PagerDutyConfig>(pagerDutyPayload),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -1,12 +1,11 @@
 // alert beyond the topology tests: what the rule refuses (located), how its input is partitioned,
 // classification, and one alert per fingerprint over many samples and series.
 import { describe, expect, it } from 'vitest';
-import type { TopologyError } from '../../kernel/diagnostics.ts';
 import { classify } from '../../operators/alert.ts';
 import { fingerprint } from '../../kernel/labels.ts';
 import { repartitionTopicName } from '../../topology/plan.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
-import { planYamlBuiltin } from '../helpers/topology.ts';
+import { planYamlBuiltin, refusal } from '../helpers/topology.ts';
 
 const topology = (rule: string, source = 'key: [host], partitions: 4') => `version: 1
 name: app
@@ -19,15 +18,6 @@ ${rule}
 sinks:
   - { name: out, from: rule, topic: alerts }
 `;
-
-function refusal(yaml: string): string {
-  try {
-    planYamlBuiltin(yaml);
-  } catch (e) {
-    return (e as TopologyError).format();
-  }
-  return 'accepted';
-}
 
 describe('alert config', () => {
   it('refuses bad label names, the alertname label, non-scalar labels and broken annotation templates, each located', () => {

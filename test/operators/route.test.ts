@@ -1,10 +1,9 @@
 // route beyond the topology tests: what it refuses (located), its outputs and partitioning, and
 // Alertmanager's routing-tree semantics on their own.
 import { describe, expect, it } from 'vitest';
-import type { TopologyError } from '../../kernel/diagnostics.ts';
 import { routingLabels } from '../../kernel/labels.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
-import { planYamlBuiltin } from '../helpers/topology.ts';
+import { planYamlBuiltin, refusal } from '../helpers/topology.ts';
 
 const INVENTORY = '  - { name: inventory, topic: inventory, schema: vigil.inventory.Entity, table: true, key: [entity] }\n';
 const topology = (route: string, source = 'schema: vigil.alerting.Alert, partitions: 1', more = '') => `version: 1
@@ -17,15 +16,6 @@ ${more}operators:
     wall_clock: false
 ${route}
 `;
-
-function refusal(yaml: string): string {
-  try {
-    planYamlBuiltin(yaml);
-  } catch (e) {
-    return (e as TopologyError).format();
-  }
-  return 'accepted';
-}
 
 describe('route config', () => {
   it('refuses bad matchers, matchers on the root, a missing root receiver, the receiver name out and bad group_by labels, each located', () => {
