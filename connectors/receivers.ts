@@ -133,6 +133,8 @@ const BREAKER_STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
 interface Outgoing {
   key: string;
   request: DeliveryRequest;
+  /** Work the request must also wait for (besides the key's previous record). */
+  after?: Promise<unknown>;
 }
 
 class DeliveryInstance implements OperatorInstance {
@@ -165,7 +167,7 @@ class DeliveryInstance implements OperatorInstance {
   /** Delivers after the key's previous record; the outcome belongs to the record being processed. */
   protected deliver(out: Outgoing, ctx: OperatorContext): void {
     const tail = this.tails.get(out.key);
-    const work = (tail ?? Promise.resolve()).then(() => this.http.send(out.request));
+    const work = Promise.all([tail, out.after]).then(() => this.http.send(out.request));
     ctx.defer(work, (r, c) => settle(r, c));
     const settled = work.then(
       () => undefined,
@@ -465,6 +467,8 @@ const RESEND_BATCH = 64;
 
 class AlertmanagerInstance extends DeliveryInstance {
   private ctx!: OperatorContext;
+  /** The re-posts of the latest resend interval, until they are done. */
+  private resending: Promise<unknown> = Promise.resolve();
 
   constructor(
     options: Omit<DeliveryOptions, 'onEvent' | 'onLatency'>,
@@ -496,7 +500,8 @@ class AlertmanagerInstance extends DeliveryInstance {
     const alert = alertmanagerAlert(a, resolved ? Number(a.ends_at ?? a.timestamp) : undefined, this.c.generator_url);
     if (!resolved) firing.put(id, JSON.stringify(alert));
     const body = [resolved ? alert : { ...alert, endsAt: iso(this.validUntil()) }];
-    this.deliver({ key: id, request: { url: this.endpoint, ...json(body, this.c.headers) } }, ctx);
+    // A resolve waits for a re-post in flight: landing after it, the re-post would fire the alert again.
+    this.deliver({ key: id, request: { url: this.endpoint, ...json(body, this.c.headers) }, ...(resolved ? { after: this.resending } : {}) }, ctx);
   }
 
   onTimer(timer: Timer, ctx: OperatorContext): void {
@@ -504,13 +509,16 @@ class AlertmanagerInstance extends DeliveryInstance {
     ctx.schedule({ kind: 'wall', at: ctx.now() + this.c.resend_interval, key: 'resend' });
     const until = iso(this.validUntil());
     let batch: Rec[] = [];
+    const sends: Promise<unknown>[] = [];
     const flush = () => {
       if (batch.length === 0) return;
       // Best effort: a failed re-post is counted; the next interval posts again.
       const request = { url: this.endpoint, ...json(batch, this.c.headers) };
-      void this.http.send(request).then((r) => {
-        if (r.kind === 'failed') ctx.count('resend-failed');
-      });
+      sends.push(
+        this.http.send(request).then((r) => {
+          if (r.kind === 'failed') ctx.count('resend-failed');
+        }),
+      );
       batch = [];
     };
     for (const [, v] of ctx.kv<string>('firing').entries()) {
@@ -518,6 +526,7 @@ class AlertmanagerInstance extends DeliveryInstance {
       if (batch.length >= RESEND_BATCH) flush();
     }
     flush();
+    this.resending = Promise.all(sends);
   }
 }
 
