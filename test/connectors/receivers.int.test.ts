@@ -30,12 +30,12 @@ describe('webhook delivery survives a flapping receiver and a SIGKILL', () => {
     const topic = `${name}.alerts`;
     await createTopics([topic], { partitions: 1 });
     const encode = await registry.encoder(topic, 'vigil.alerting.Alert');
-    let victim: ReturnType<typeof spawnVigil> | undefined;
+    const running: { victim?: ReturnType<typeof spawnVigil> } = {};
     const never = new Promise(() => undefined);
     server = await scriptedServer((_path, n) => {
       if (n === KILL_AT) {
         // The receiver has the notification; Vigil has not committed it. Kill, and never answer.
-        victim?.kill('SIGKILL');
+        running.victim?.kill('SIGKILL');
         return { after: never };
       }
       return n % 3 === 0 ? { status: 503, text: 'flapping' } : { status: 200 };
@@ -80,7 +80,8 @@ sinks:
     const keys = () => server.received.map((r) => String(r.headers['idempotency-key']));
     const delivered = () => new Set(server.received.filter((_r, i) => i + 1 !== KILL_AT && (i + 1) % 3 !== 0).map((r) => String(r.headers['idempotency-key'])));
 
-    victim = start('first');
+    const victim = start('first');
+    running.victim = victim;
     await exited(victim);
     expect(victim.signalCode).toBe('SIGKILL');
     const inFlight = keys()[KILL_AT - 1]!;
