@@ -11,10 +11,14 @@ import { compileExpressionAt } from '../kernel/expr.ts';
 import { describeTy, isNumeric, isScalar, nonNull } from '../kernel/avro-types.ts';
 import { badLabelName, fingerprint } from '../kernel/labels.ts';
 import type { LabelSet } from '../kernel/labels.ts';
+import { formatDuration } from '../kernel/spec.ts';
 import { parseTemplate, renderTemplate } from './lib/template.ts';
 import type { Template } from './lib/template.ts';
+import { AUDIT_OUTPUT, audit, auditSchema } from './lib/audit.ts';
 
 const ALERT_SCHEMA = 'vigil.alerting.Alert';
+const ACTION_SCHEMA = 'vigil.alerting.Action';
+const ACTIONS_OUTPUT = 'actions';
 
 export const SEVERITIES = ['info', 'warning', 'error', 'critical'] as const;
 export const CATEGORIES = ['system', 'performance', 'security', 'business'] as const;
@@ -37,6 +41,15 @@ export interface AlertConfig {
   entity?: string;
   value?: string;
   threshold?: string;
+  actions?: ActionConfig[];
+}
+
+interface ActionConfig {
+  action: string;
+  target: string;
+  runbook?: string;
+  params?: Record<string, string>;
+  on: 'firing' | 'resolved';
 }
 
 /** One alert (fingerprint) the rule tracks: pending or firing. */
@@ -55,6 +68,8 @@ interface AlertState {
   entity: string;
   value: number | null;
   threshold: number | null;
+  /** The actions' templates rendered from the latest record whose condition held: "<i>\u0000<part>" -> text. */
+  rendered: Record<string, string>;
 }
 
 const STATE: AvroType = {
@@ -72,6 +87,7 @@ const STATE: AvroType = {
     { name: 'entity', type: 'string' },
     { name: 'value', type: ['null', 'double'] },
     { name: 'threshold', type: ['null', 'double'] },
+    { name: 'rendered', type: { type: 'map', values: 'string' }, default: {} },
   ],
 };
 
@@ -110,6 +126,15 @@ becomes the \`severity\` label unless \`labels\` computes one; a label value out
 \`severity\` at the rule's. \`impact\` (high, medium, low; or an \`impact\` label) and the severity give the priority,
 1 (page now) to 5: 1 + severity rank (critical 0, error 1, warning 2, info 3) + impact rank (high 0, medium 1, low 2),
 at most 5; a \`priority\` label of 1 to 5 overrides it. Priority 1 is an emergency.
+
+**Audit.** The \`audit\` output has a \`vigil.alerting.AuditEvent\` for every state change: PENDING, FIRING and RESOLVED,
+\`who\` the rule (\`rule:<alertname>\`) and \`why\` the condition (held, held for \`for\`, stopped, or the series went
+stale).
+
+**Automated actions.** Each of \`actions\` puts a \`vigil.alerting.Action\` record on the \`actions\` output when an
+alert fires (or resolves, with \`on: resolved\`): the action's name, its \`target\`, \`runbook\` and \`params\` rendered
+from the record that made the alert fire, and an \`id\` made of the alert, when it fired and the action's name: an
+executor reading the actions topic dedupes on it (the same action requested again after a crash has the same id).
 `.trim();
 
 export const alertOperator: OperatorDefinition<AlertConfig> = {
@@ -117,7 +142,11 @@ export const alertOperator: OperatorDefinition<AlertConfig> = {
   category: 'alerting',
   summary: 'An alerting rule: pending, firing after `for`, resolved when the condition stops; one record per transition, per alert fingerprint.',
   description: DESCRIPTION,
-  outputs: [{ name: DEFAULT_OUTPUT, description: '`vigil.alerting.Alert` records: FIRING and RESOLVED transitions, keyed by fingerprint.' }],
+  outputs: [
+    { name: DEFAULT_OUTPUT, description: '`vigil.alerting.Alert` records: FIRING and RESOLVED transitions, keyed by fingerprint.' },
+    { name: AUDIT_OUTPUT, description: '`vigil.alerting.AuditEvent` records: PENDING, FIRING and RESOLVED, with who and why.' },
+    { name: ACTIONS_OUTPUT, description: '`vigil.alerting.Action` records requested by `actions`, with an idempotency key.' },
+  ],
   config: {
     alertname: { kind: 'string', optional: true, pattern: '^[^\\u0000-\\u001f]{1,200}$', description: "The alert's name (the `alertname` label). Default: the operator's name.", examples: ['HighLatency'] },
     condition: { kind: 'expression', returns: 'boolean', description: 'When the alert holds (null counts as false).', examples: ['value > 0.5', 'anomalous'] },
@@ -149,6 +178,22 @@ export const alertOperator: OperatorDefinition<AlertConfig> = {
     entity: { kind: 'expression', optional: true, description: 'What the alert is about. Default: the first of the labels entity, host, service, instance, job; else the alertname.', examples: ['host'] },
     value: { kind: 'expression', optional: true, description: "The observed value (number). Default: the input's numeric `value` field, if any.", examples: ['value', 'anomaly_score'] },
     threshold: { kind: 'expression', optional: true, description: 'The threshold or expected value (number).', examples: ['0.5', 'expected'] },
+    actions: {
+      kind: 'array',
+      optional: true,
+      items: {
+        kind: 'object',
+        description: 'An automated action.',
+        fields: {
+          action: { kind: 'string', pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,99}$', description: 'The action\'s name, for the executor.', examples: ['restart', 'scale', 'runbook'] },
+          target: { kind: 'string', freeText: true, description: 'What to act on: a template over the record.', examples: ['{host}'] },
+          runbook: { kind: 'string', freeText: true, optional: true, description: 'A runbook id or URL (a template).', examples: ['RB-042'] },
+          params: { kind: 'map', optional: true, items: { kind: 'string', freeText: true, description: 'A template.' }, description: 'Parameters (templates over the record).', examples: [{ replicas: '4' }] },
+          on: { kind: 'enum', values: ['firing', 'resolved'], default: 'firing', description: 'The transition that requests it.' },
+        },
+      },
+      description: 'Automated actions requested on the `actions` output when an alert fires (or resolves).',
+    },
   },
   examples: [
     {
@@ -177,10 +222,18 @@ operators:
     annotations:
       summary: "p99 latency of {host} is {round(value * 1000, 0)} ms"
       runbook: https://runbooks.example.com/high-latency
+    actions:
+      - { action: restart, target: "{host}", runbook: RB-042 }
 sinks:
   - name: alerts
     from: high-latency
     topic: alerts
+  - name: audit
+    from: high-latency.audit
+    topic: alerting.audit
+  - name: actions
+    from: high-latency.actions
+    topic: alerting.actions
 `,
     },
   ],
@@ -190,6 +243,9 @@ sinks:
     const alertname = config.alertname ?? ctx.name;
     const schema = ctx.resolveSchema(ALERT_SCHEMA);
     if (schema === undefined) issues.push({ path: [], message: `the schema ${ALERT_SCHEMA} is not known (schemas/alert.avsc)` });
+    const auditOut = auditSchema(ctx.resolveSchema, issues);
+    const actionOut = ctx.resolveSchema(ACTION_SCHEMA);
+    if (actionOut === undefined) issues.push({ path: [], message: `the schema ${ACTION_SCHEMA} is not known (schemas/action.avsc)` });
 
     const labels: Array<{ name: string; ev: (v: Record<string, unknown>) => unknown }> = [];
     const labelFields = new Set<string>();
@@ -220,6 +276,21 @@ sinks:
       if (t !== undefined) annotations.push({ name, t });
     }
 
+    const actions: RuleAction[] = [];
+    (config.actions ?? []).forEach((a, i) => {
+      const at = ['actions', i];
+      const tpl = (text: string, path: (string | number)[], what: string): Template | undefined => parseTemplate(text, input.schema, [...at, ...path], what, issues);
+      const target = tpl(a.target, ['target'], `action '${a.action}' target`);
+      const runbook = a.runbook === undefined ? undefined : tpl(a.runbook, ['runbook'], `action '${a.action}' runbook`);
+      const params: Array<{ name: string; t: Template }> = [];
+      for (const [name, text] of Object.entries(a.params ?? {})) {
+        const t = tpl(text, ['params', name], `action '${a.action}' parameter '${name}'`);
+        if (t !== undefined) params.push({ name, t });
+      }
+      if (actions.some((x) => x.name === a.action && x.on === a.on)) issues.push({ path: [...at, 'action'], message: `action '${a.action}' is requested twice on ${a.on}: its id would not tell them apart` });
+      if (target !== undefined) actions.push({ name: a.action, target, runbook, params, on: a.on });
+    });
+
     const condition = compileExpressionAt(config.condition, input.schema, ['condition'], issues);
     const expr = (key: 'entity' | 'value' | 'threshold', want: 'string' | 'number'): ((v: Record<string, unknown>) => unknown) | undefined => {
       const src = config[key];
@@ -241,7 +312,7 @@ sinks:
         if (c !== undefined && isNumeric(nonNull(c.ty))) value = c.evaluate;
       }
     }
-    if (issues.length > 0 || schema === undefined || condition === undefined) return refused(issues);
+    if (issues.length > 0 || schema === undefined || auditOut === undefined || actionOut === undefined || condition === undefined) return refused(issues);
 
     // The records of one alert must meet in one task: partition by what the labels read, unless
     // the input is keyed by some of those fields already (equal keys then imply equal partitions).
@@ -262,9 +333,15 @@ sinks:
       category: config.category,
       impact: config.impact,
       severityLabel: !labels.some((l) => l.name === 'severity'),
+      conditionSrc: config.condition,
+      actions,
     };
     return compiled({
-      outputs: [{ name: DEFAULT_OUTPUT, schema: schema, keyFields: ['id'] }],
+      outputs: [
+        { name: DEFAULT_OUTPUT, schema: schema, keyFields: ['id'] },
+        { name: AUDIT_OUTPUT, schema: auditOut },
+        { name: ACTIONS_OUTPUT, schema: actionOut },
+      ],
       ...(partitionBy.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: partitionBy } } : { gather: [DEFAULT_INPUT] }),
       stores: [{ name: 'alerts', kind: 'kv', value: STATE }],
       create: () => new AlertInstance(rule),
@@ -288,6 +365,16 @@ interface Rule {
   impact: Impact;
   /** Whether the rule's severity becomes a label (no label expression computes one). */
   severityLabel: boolean;
+  conditionSrc: string;
+  actions: RuleAction[];
+}
+
+interface RuleAction {
+  name: string;
+  target: Template;
+  runbook: Template | undefined;
+  params: Array<{ name: string; t: Template }>;
+  on: 'firing' | 'resolved';
 }
 
 const SEVERITY_RANK: Record<Severity, number> = { critical: 0, error: 1, warning: 2, info: 3 };
@@ -353,6 +440,7 @@ class AlertInstance implements OperatorInstance {
       if (st === undefined) {
         st = { state: 'pending', active_at: t, fired_at: null, last_seen: t, keep_since: null, ...data };
         ctx.count('pending');
+        this.audit(fp, st, 'PENDING', t, `condition held: ${this.r.conditionSrc}${this.r.forMs > 0 ? `; fires once it has held for ${formatDuration(this.r.forMs)}` : ''}`, ctx);
       } else st = { ...st, last_seen: t, keep_since: null, ...data };
       if (st.state === 'pending' && st.active_at + this.r.forMs <= t) st = this.fire(fp, st, t, ctx, headers);
     } else if (st !== undefined) {
@@ -372,9 +460,15 @@ class AlertInstance implements OperatorInstance {
   }
 
   /** The labels' record-derived parts of the state: rendered annotations, entity, value, threshold. */
-  private evaluate(v: Record<string, unknown>, labels: LabelSet): Pick<AlertState, 'labels' | 'annotations' | 'entity' | 'value' | 'threshold'> {
+  private evaluate(v: Record<string, unknown>, labels: LabelSet): Pick<AlertState, 'labels' | 'annotations' | 'entity' | 'value' | 'threshold' | 'rendered'> {
     const annotations: Record<string, string> = {};
     for (const a of this.r.annotations) annotations[a.name] = renderTemplate(a.t, v, undefined, '');
+    const rendered: Record<string, string> = {};
+    this.r.actions.forEach((a, i) => {
+      rendered[`${i}\u0000target`] = renderTemplate(a.target, v, undefined, '');
+      if (a.runbook !== undefined) rendered[`${i}\u0000runbook`] = renderTemplate(a.runbook, v, undefined, '');
+      for (const p of a.params) rendered[`${i}\u0000param\u0000${p.name}`] = renderTemplate(p.t, v, undefined, '');
+    });
     let entity = this.r.entity !== undefined ? labelValue(this.r.entity(v)) : undefined;
     if (entity === undefined) for (const n of ENTITY_LABELS) if ((entity = labels[n]) !== undefined) break;
     return {
@@ -383,6 +477,7 @@ class AlertInstance implements OperatorInstance {
       entity: entity ?? this.r.alertname,
       value: this.r.value !== undefined ? num(this.r.value(v)) : null,
       threshold: this.r.threshold !== undefined ? num(this.r.threshold(v)) : null,
+      rendered,
     };
   }
 
@@ -415,13 +510,43 @@ class AlertInstance implements OperatorInstance {
     const next: AlertState = { ...st, state: 'firing', fired_at: at };
     ctx.count('firing');
     this.emit(fp, next, 'FIRING', at, ctx, headers);
+    this.audit(fp, next, 'FIRING', at, this.r.forMs > 0 ? `condition held for ${formatDuration(this.r.forMs)}: ${this.r.conditionSrc}` : `condition held: ${this.r.conditionSrc}`, ctx);
+    this.act(fp, next, 'firing', at, ctx);
     return next;
   }
 
   private resolve(fp: string, st: AlertState, at: number, ctx: OperatorContext, headers?: StreamRecord['headers']): undefined {
     ctx.count('resolved');
     this.emit(fp, st, 'RESOLVED', at, ctx, headers);
+    const stale = st.keep_since === st.last_seen + this.r.staleMs;
+    const why = stale ? `no record since ${new Date(st.last_seen).toISOString()}: the series went stale after ${formatDuration(this.r.staleMs)}` : `condition no longer holds: ${this.r.conditionSrc}`;
+    this.audit(fp, st, 'RESOLVED', at, this.r.keepMs > 0 ? `${why} (kept firing for ${formatDuration(this.r.keepMs)})` : why, ctx);
+    this.act(fp, st, 'resolved', at, ctx);
     return undefined;
+  }
+
+  private audit(fp: string, st: AlertState, kind: 'PENDING' | 'FIRING' | 'RESOLVED', at: number, why: string, ctx: OperatorContext): void {
+    const c = classify(this.r, st.labels);
+    audit(ctx, kind, { id: fp, rule: this.r.alertname, entity: st.entity, category: c.category?.toUpperCase() ?? 'UNCLASSIFIED', severity: c.severity.toUpperCase(), priority: c.priority, starts_at: st.fired_at }, at, {
+      who: `rule:${this.r.alertname}`,
+      why,
+    });
+  }
+
+  /** The rule's actions on a transition, each with its idempotency key. */
+  private act(fp: string, st: AlertState, on: 'firing' | 'resolved', at: number, ctx: OperatorContext): void {
+    this.r.actions.forEach((a, i) => {
+      if (a.on !== on) return;
+      const part = (name: string): string => st.rendered[`${i}\u0000${name}`] ?? '';
+      const params: Record<string, string> = {};
+      for (const p of a.params) params[p.name] = part(`param\u0000${p.name}`);
+      ctx.count('actions');
+      ctx.emit(ACTIONS_OUTPUT, {
+        key: fp,
+        value: { id: `${fp}-${st.fired_at ?? at}-${on}-${a.name}`, timestamp: at, action: a.name, target: part('target'), runbook: part('runbook'), params, alert_id: fp, rule: this.r.alertname, trigger: on.toUpperCase(), labels: st.labels },
+        timestamp: at,
+      });
+    });
   }
 
   private emit(fp: string, st: AlertState, status: 'FIRING' | 'RESOLVED', at: number, ctx: OperatorContext, headers?: StreamRecord['headers']): void {

@@ -90,7 +90,11 @@ describe('schema catalog', () => {
 
   it('loads the repository .avsc files keyed by full name', () => {
     expect([...catalog.keys()].sort()).toEqual([
+      'vigil.alerting.Ack',
+      'vigil.alerting.Action',
       'vigil.alerting.Alert',
+      'vigil.alerting.AuditEvent',
+      'vigil.alerting.Feedback',
       'vigil.alerting.Silence',
       'vigil.inventory.Entity',
       'vigil.telemetry.Event',
