@@ -16,6 +16,7 @@ import { alertAnnotations, routingLabels } from '../kernel/labels.ts';
 import { formatLabels, formatMatchers, matchesAll, parseMatcher } from './lib/matchers.ts';
 import type { Matcher } from './lib/matchers.ts';
 import { unknownTable } from './lib/fields.ts';
+import { AUDIT_OUTPUT, audit, auditSchema } from './lib/audit.ts';
 
 const ALERT_SCHEMA = 'vigil.alerting.Alert';
 const SILENCE_SCHEMA = 'vigil.alerting.Silence';
@@ -80,6 +81,8 @@ interface GroupState {
   last_notify: number | null;
   notified_firing: string[];
   notified_resolved: string[];
+  /** Alerts muted at the latest flush (audited when they become muted). */
+  muted: string[];
 }
 
 function groupSchema(alert: RecordSchema): AvroType {
@@ -97,6 +100,7 @@ function groupSchema(alert: RecordSchema): AvroType {
       { name: 'last_notify', type: ['null', 'long'] },
       { name: 'notified_firing', type: { type: 'array', items: 'string' } },
       { name: 'notified_resolved', type: { type: 'array', items: 'string' } },
+      { name: 'muted', type: { type: 'array', items: 'string' }, default: [] },
     ],
   };
 }
@@ -151,6 +155,10 @@ an idempotency key unique per group and notification (a notification sent again 
 receiver can dedupe). The default output has every notification; each receiver named in the tree is also an output
 (\`from: <operator>.<receiver>\`) with only its own. All alerts meet in one task (the input is gathered).
 
+**Audit.** The \`audit\` output has a \`vigil.alerting.AuditEvent\` per alert of every notification (NOTIFIED, with the
+receiver and the reason), and one when an alert of a group becomes muted: SILENCED (\`who\` the silence's author, \`why\`
+its comment and id) or INHIBITED (\`why\` the inhibiting alert).
+
 **Time.** Timers run in event time (the alerts' transition times); with \`wall_clock\` (default on) a group is also
 flushed when the wall clock passes its deadline, since alerts are sparse and the event time of a quiet stream does
 not move. Turn it off for backtests on recorded data.
@@ -163,6 +171,7 @@ export const routeOperator: OperatorDefinition<RouteOperatorConfig> = {
   description: DESCRIPTION,
   outputs: [
     { name: DEFAULT_OUTPUT, description: '`vigil.alerting.Notification` records: every notification of every receiver.' },
+    { name: AUDIT_OUTPUT, description: '`vigil.alerting.AuditEvent` records: NOTIFIED, SILENCED and INHIBITED, per alert.' },
     { name: '<receiver>', description: 'One output per receiver named in the routing tree, with its notifications only.' },
   ],
   config: {
@@ -260,7 +269,7 @@ sinks:
       if (parent === undefined && rc.continue) issues.push({ path: [...path, 'continue'], message: 'the root route cannot have continue' });
       const receiver = rc.receiver ?? parent?.receiver;
       if (receiver === undefined) issues.push({ path, message: 'the root route needs a receiver' });
-      else if (receiver === DEFAULT_OUTPUT) issues.push({ path: [...path, 'receiver'], message: `'${DEFAULT_OUTPUT}' is the output of every notification: name the receiver otherwise` });
+      else if (receiver === DEFAULT_OUTPUT || receiver === AUDIT_OUTPUT) issues.push({ path: [...path, 'receiver'], message: `'${receiver}' is the output of every ${receiver === DEFAULT_OUTPUT ? 'notification' : 'audit event'}: name the receiver otherwise` });
       else if (!receivers.includes(receiver)) receivers.push(receiver);
       labelNames(rc.group_by, [...path, 'group_by'], true);
       if (rc.group_by?.includes('...') && rc.group_by.length > 1) issues.push({ path: [...path, 'group_by'], message: "'...' groups by all labels: list nothing else beside it" });
@@ -291,12 +300,13 @@ sinks:
       if (t === undefined) issues.push(unknownTable(ctx, config.silences, ['silences']));
       else if (schemaFullname(t.schema) !== SILENCE_SCHEMA) issues.push({ path: ['silences'], message: `table '${t.name}' has ${schemaFullname(t.schema)} rows, not ${SILENCE_SCHEMA}` });
     }
-    if (issues.length > 0) return refused(issues);
+    const auditOut = auditSchema(ctx.resolveSchema, issues);
+    if (issues.length > 0 || auditOut === undefined) return refused(issues);
 
     const schema = notificationSchema(alertSchema);
-    const settings: Settings = { root, nodes, inhibit, silences: config.silences, sendResolved: config.send_resolved, maxAlerts: config.max_alerts, wall: config.wall_clock };
+    const settings: Settings = { name: ctx.name, root, nodes, inhibit, silences: config.silences, sendResolved: config.send_resolved, maxAlerts: config.max_alerts, wall: config.wall_clock };
     return compiled({
-      outputs: [DEFAULT_OUTPUT, ...receivers].map((name) => ({ name, schema })),
+      outputs: [{ name: DEFAULT_OUTPUT, schema }, { name: AUDIT_OUTPUT, schema: auditOut }, ...receivers.map((name) => ({ name, schema }))],
       gather: [DEFAULT_INPUT],
       stores: [
         { name: 'groups', kind: 'kv', value: groupSchema(alertSchema) },
@@ -337,6 +347,8 @@ export function notificationSchema(alert: RecordSchema): RecordSchema {
 }
 
 interface Settings {
+  /** The operator's name (who notified, in the audit). */
+  name: string;
   root: RouteNode;
   nodes: RouteNode[];
   inhibit: InhibitRule[];
@@ -432,6 +444,7 @@ class RouteInstance implements OperatorInstance {
           last_notify: null,
           notified_firing: [],
           notified_resolved: [],
+          muted: [],
         };
         ctx.count('groups-created');
       }
@@ -490,9 +503,16 @@ class RouteInstance implements OperatorInstance {
     const all = Object.values(g.alerts);
     const firing: Alert[] = [];
     const resolved: Alert[] = [];
+    const muted: string[] = [];
+    const wasMuted = new Set(g.muted);
     for (const a of all) {
       const labels = routingLabels(a);
-      if (this.muted(a.id, labels, now, ctx)) continue;
+      const why = this.muted(a.id, labels, now, ctx);
+      if (why !== undefined) {
+        muted.push(a.id);
+        if (!wasMuted.has(a.id)) audit(ctx, why.kind, a, now, { who: why.who, why: why.why, group_key: g.group_key, receiver: route.receiver });
+        continue;
+      }
       (a.status === 'RESOLVED' ? resolved : firing).push(a);
     }
     let next: GroupState = g;
@@ -524,6 +544,7 @@ class RouteInstance implements OperatorInstance {
         ctx.count('notifications');
         ctx.emit(DEFAULT_OUTPUT, n);
         ctx.emit(route.receiver, n);
+        for (const a of shown) audit(ctx, 'NOTIFIED', a, now, { who: `route:${this.s.name}`, why: `${reason} (${a.status === 'RESOLVED' ? 'resolved' : 'firing'})`, group_key: g.group_key, receiver: route.receiver });
       }
       next = { ...next, sequence, last_notify: now, notified_firing: firing.map((a) => a.id).sort(), notified_resolved: resolved.map((a) => a.id).sort() };
     }
@@ -534,7 +555,7 @@ class RouteInstance implements OperatorInstance {
       ctx.count('groups-ended');
       return undefined;
     }
-    return { ...next, alerts: remaining, next_flush: now + route.groupInterval };
+    return { ...next, alerts: remaining, next_flush: now + route.groupInterval, muted: muted.filter((id) => remaining[id] !== undefined).sort() };
   }
 
   /**
@@ -552,16 +573,20 @@ class RouteInstance implements OperatorInstance {
     return g.last_notify + route.repeatInterval <= now ? 'repeat interval elapsed' : undefined;
   }
 
-  private muted(id: string, labels: LabelSet, now: number, ctx: OperatorContext): boolean {
-    if (this.inhibited(id, labels)) {
+  /** Why an alert is muted now (inhibited or silenced), or undefined. */
+  private muted(id: string, labels: LabelSet, now: number, ctx: OperatorContext): { kind: 'INHIBITED' | 'SILENCED'; who: string; why: string } | undefined {
+    const by = this.inhibited(id, labels);
+    if (by !== undefined) {
       ctx.count('inhibited');
-      return true;
+      return { kind: 'INHIBITED', who: `route:${this.s.name}`, why: `inhibited by firing alert ${by}` };
     }
-    if (this.silenced(labels, now, ctx)) {
+    const silence = this.silenced(labels, now, ctx);
+    if (silence !== undefined) {
       ctx.count('silenced');
-      return true;
+      const comment = typeof silence.comment === 'string' && silence.comment !== '' ? `${silence.comment} ` : '';
+      return { kind: 'SILENCED', who: String(silence.created_by), why: `${comment}(silence ${String(silence.id)} until ${new Date(silence.ends_at as number).toISOString()})` };
     }
-    return false;
+    return undefined;
   }
 
   private equalKey(rule: InhibitRule, labels: LabelSet): string {
@@ -588,8 +613,8 @@ class RouteInstance implements OperatorInstance {
     });
   }
 
-  /** Alertmanager's inhibitor: a firing source with equal labels mutes a target (not itself; two-sided matches ignore each other). */
-  private inhibited(id: string, labels: LabelSet): boolean {
+  /** Alertmanager's inhibitor: a firing source with equal labels mutes a target (not itself; two-sided matches ignore each other). Returns the source's id. */
+  private inhibited(id: string, labels: LabelSet): string | undefined {
     for (let i = 0; i < this.s.inhibit.length; i++) {
       const rule = this.s.inhibit[i]!;
       if (!matchesAll(rule.target, labels)) continue;
@@ -599,14 +624,15 @@ class RouteInstance implements OperatorInstance {
       for (const [src, alsoTarget] of bucket) {
         if (src === id) continue;
         if (twoSided && alsoTarget) continue;
-        return true;
+        return src;
       }
     }
-    return false;
+    return undefined;
   }
 
-  private silenced(labels: LabelSet, now: number, ctx: OperatorContext): boolean {
-    if (this.silences === undefined) return false;
+  /** The silence row muting these labels now, if any. */
+  private silenced(labels: LabelSet, now: number, ctx: OperatorContext): Record<string, unknown> | undefined {
+    if (this.silences === undefined) return undefined;
     if (this.parsed.size > 2 * this.silences.size + 100) this.parsed.clear(); // rows deleted from the table
     for (const [key, row] of this.silences.entries()) {
       let p = this.parsed.get(key);
@@ -622,9 +648,9 @@ class RouteInstance implements OperatorInstance {
         this.parsed.set(key, p);
       }
       if (p.matchers === null) continue;
-      if ((row.starts_at as number) <= now && now < (row.ends_at as number) && matchesAll(p.matchers, labels)) return true;
+      if ((row.starts_at as number) <= now && now < (row.ends_at as number) && matchesAll(p.matchers, labels)) return row;
     }
-    return false;
+    return undefined;
   }
 }
 

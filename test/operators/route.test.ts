@@ -45,13 +45,13 @@ describe('route config', () => {
     expect(refusal(topology('    route: { receiver: chat }\n    silences: silencez'))).toMatch(/silencez/);
   });
 
-  it('declares an output per receiver besides the default one, and gathers its input', () => {
+  it('declares an output per receiver besides the default and audit ones, and gathers its input', () => {
     const yaml = topology(`    route:
       receiver: chat
       routes: [{ matchers: ['severity="critical"'], receiver: pager }, { matchers: ['team="db"'], receiver: pager }]`, 'schema: vigil.alerting.Alert, partitions: 3');
     const plan = planYamlBuiltin(yaml);
     const node = plan.subtopologies.flatMap((s) => s.nodes).find((n) => n.name === 'notify')!;
-    expect(node.outputs.map((o) => o.name)).toEqual(['out', 'chat', 'pager']);
+    expect(node.outputs.map((o) => o.name)).toEqual(['out', 'audit', 'chat', 'pager']);
     expect(plan.subtopologies.find((s) => s.nodes.includes(node))!.partitions).toBe(1);
   });
 });
