@@ -4,6 +4,7 @@ import type { OperatorDefinition } from '../kernel/operator.ts';
 import { absenceOperator } from './absence.ts';
 import { alertOperator } from './alert.ts';
 import { routeOperator } from './route.ts';
+import { escalateOperator } from './escalate.ts';
 import { aggregateOperator } from './aggregate.ts';
 import { detectOperator } from './detect.ts';
 import { enrichOperator } from './enrich.ts';
@@ -32,6 +33,7 @@ export const operatorDefinitions: readonly OperatorDefinition<any>[] = [
   incidentOperator,
   alertOperator,
   routeOperator,
+  escalateOperator,
 ];
 
 /** `type:` name (and alias) -> definition. */
