@@ -1,5 +1,6 @@
 // The `vigil` command line. Each command group lives in its own file and registers itself here.
 import { Command } from 'commander';
+import { registerAlerting } from './alerting.ts';
 import { registerBacktest } from './backtest.ts';
 import { registerBench } from './bench.ts';
 import { registerBroker } from './broker.ts';
@@ -19,6 +20,7 @@ export async function main(argv: string[]): Promise<void> {
   registerValidate(program);
   registerTest(program);
   registerBacktest(program);
+  registerAlerting(program);
   registerDemo(program);
   registerProduce(program);
   registerTail(program);

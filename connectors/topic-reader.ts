@@ -14,6 +14,11 @@ export interface ReadOptions {
   max?: number;
   /** Stop once no record arrived for this long (ms); undefined = until max or the signal. */
   idleMs?: number;
+  /**
+   * Stop once every partition's end offset, as it was when reading started, is reached (a
+   * snapshot of the topic: `vigil silence list`). A topic that does not exist reads as empty.
+   */
+  untilEnd?: boolean;
   signal?: AbortSignal;
   onRecord?: (r: ConsumedRecord) => void;
 }
@@ -23,7 +28,14 @@ export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
   const client = new KafkaClient({ brokers: opts.brokers, clientId: 'vigil-reader' });
   const admin = client.admin();
   const since = Date.now();
+  /** partition -> the offset of its last record when reading started (only non-empty partitions). */
+  const ends = new Map<number, bigint>();
   try {
+    if (opts.untilEnd === true) {
+      if (!(await admin.listTopics()).includes(opts.topic)) return [];
+      for (const p of await admin.offsets(opts.topic)) if (BigInt(p.high) > BigInt(p.low)) ends.set(p.partition, BigInt(p.high) - 1n);
+      if (ends.size === 0) return [];
+    }
     while (!(await admin.listTopics()).includes(opts.topic)) {
       if (opts.signal?.aborted || (opts.idleMs !== undefined && Date.now() - since >= opts.idleMs)) return [];
       await new Promise((r) => setTimeout(r, 200));
@@ -45,17 +57,28 @@ export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
     if (!restart) fail(new Error(`reading ${opts.topic} failed: ${err.message}`));
   });
   const max = opts.max ?? Number.POSITIVE_INFINITY;
+  // The end may be a transaction marker, which no record reaches: the position past it counts.
+  const reached = (partition: number, next: string): void => {
+    const end = ends.get(partition);
+    if (end !== undefined && BigInt(next) > end) ends.delete(partition);
+    if (opts.untilEnd === true && ends.size === 0) finish();
+  };
+  consumer.onBatchEnd((_t, partition, lastOffset) => reached(partition, (BigInt(lastOffset) + 1n).toString()));
   await consumer.subscribe([opts.topic], opts.fromBeginning ?? true);
   await consumer.run({
     onAssignment: () => {},
     eachBatch: async (batch) => {
       for (const r of batch.records) {
         if (out.length >= max) break;
+        const end = ends.get(r.partition);
+        if (opts.untilEnd === true && (end === undefined || BigInt(r.offset) > end)) continue;
         out.push(r);
         opts.onRecord?.(r);
+        if (end !== undefined && BigInt(r.offset) >= end) ends.delete(r.partition);
       }
+      reached(batch.partition, batch.nextOffset);
       last = Date.now();
-      if (out.length >= max) finish();
+      if (out.length >= max || (opts.untilEnd === true && ends.size === 0)) finish();
     },
   });
   const timer = setInterval(() => {

@@ -69,15 +69,20 @@ export interface HealthSource {
   status(): Record<string, unknown>;
 }
 
-/** Serves GET /metrics (Prometheus text) and GET /health (200 when ready, else 503). */
+/** Handles a request it knows (returns true), or leaves it (false). */
+export type ExtraHandler = (req: http.IncomingMessage, res: http.ServerResponse) => Promise<boolean>;
+
+/** Serves GET /metrics (Prometheus text) and GET /health (200 when ready, else 503), and what `extra` handles (/ack). */
 export async function serveMetrics(
   metrics: EngineMetrics,
   health: HealthSource,
   port: number,
   host = '127.0.0.1',
+  extra?: ExtraHandler,
 ): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     void (async () => {
+      if (extra !== undefined && (await extra(req, res))) return;
       if (req.url === '/metrics') {
         res.writeHead(200, { 'content-type': metrics.registry.contentType });
         res.end(await metrics.registry.metrics());
@@ -92,6 +97,9 @@ export async function serveMetrics(
       res.writeHead(500).end(String(err));
     });
   });
+  // A slow or stalled client cannot hold a request open for long.
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => resolve());

@@ -39,10 +39,14 @@ import { planTopology } from '../topology/plan.ts';
 import { deadLetterRecord } from './dead-letter.ts';
 import { sinkKey } from './keys.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
+import type { ExtraHandler } from './metrics.ts';
+import { ackEndpoint } from './ack-endpoint.ts';
 import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, timersChangelogTopic, upstreamTaskCounts } from './task.ts';
 import { GlobalTableReplica } from './global-tables.ts';
 import type { DeadLetter, InputRef } from './task.ts';
 import type { ManagedStore } from './stores.ts';
+
+const ACK_SCHEMA = 'vigil.alerting.Ack';
 
 /** What the runner needs from the Avro serde (schemas/serde.ts). */
 export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode' | 'addReaderSchema'>;
@@ -191,8 +195,10 @@ export class Runner {
       for (const sink of sub.sinks) this.schemaIds.set(sink.topic, await this.opts.serde.register(`${sink.topic}-value`, sink.schema));
 
     if (this.opts.metricsPort !== undefined) {
-      this.metricsServer = await serveMetrics(this.metrics, { ready: () => this.ready(), status: () => this.status() }, this.opts.metricsPort);
+      const ack = this.ackEndpoint();
+      this.metricsServer = await serveMetrics(this.metrics, { ready: () => this.ready(), status: () => this.status() }, this.opts.metricsPort, undefined, ack?.handler);
       this.log(`[vigil] metrics and health at ${this.metricsServer.url}/metrics ${this.metricsServer.url}/health`);
+      if (ack !== undefined) this.log(`[vigil] acknowledgements at ${this.metricsServer.url}/ack/<alert or group id> (to ${ack.topic})`);
     }
     // Outputs under at_least_once; under exactly_once only what no task owns (a global table's dead letters).
     this.producer = this.client.producer();
@@ -275,6 +281,28 @@ export class Runner {
   /** The operator stores of the tasks this instance runs now (for state-size figures). */
   operatorStores(): ManagedStore[] {
     return [...this.slots.values()].flatMap((s) => s.task.operatorStores);
+  }
+
+  /** The /ack endpoint, when the topology reads acknowledgements (a source of vigil.alerting.Ack). */
+  private ackEndpoint(): { handler: ExtraHandler; topic: string } | undefined {
+    const topics = [...new Set(this.plan.topology.sources.filter((s) => s.schemaName === ACK_SCHEMA).map((s) => s.topic))];
+    if (topics.length !== 1) {
+      if (topics.length > 1) this.log(`[vigil] no /ack endpoint: the topology reads acknowledgements from ${topics.length} topics (${topics.join(', ')})`);
+      return undefined;
+    }
+    const topic = topics[0]!;
+    const source = this.plan.topology.sources.find((s) => s.topic === topic)!;
+    let id: Promise<number> | undefined;
+    const handler = ackEndpoint({
+      topic,
+      ...(process.env.VIGIL_ACK_TOKEN ? { token: process.env.VIGIL_ACK_TOKEN } : {}),
+      send: async (ack) => {
+        const schemaId = await (id ??= this.opts.serde.register(`${topic}-value`, source.schema));
+        if (this.producer === undefined) throw new Error('the instance is not running yet');
+        await this.producer.send([{ topic, key: ack.target, value: this.opts.serde.encode(schemaId, ack) }]);
+      },
+    });
+    return { handler, topic };
   }
 
   status(): Record<string, unknown> {
