@@ -7,6 +7,7 @@ import { registerBroker } from './broker.ts';
 import { registerDemo } from './demo.ts';
 import { registerDocs } from './docs.ts';
 import { registerProduce } from './produce.ts';
+import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerTail } from './tail.ts';
 import { registerTest } from './test.ts';
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<void> {
   registerTest(program);
   registerBacktest(program);
   registerAlerting(program);
+  registerReport(program);
   registerDemo(program);
   registerProduce(program);
   registerTail(program);
