@@ -119,10 +119,11 @@ export function spawnVigil(args: string[], env: Record<string, string>): ChildPr
   return Object.assign(child, { output: () => out });
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+/** Waits until `cond` holds; `what` (a function: evaluated at the timeout, e.g. with the logs by then) says what failed. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
