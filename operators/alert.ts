@@ -4,21 +4,23 @@
 // and resolved when it stops (after `keep_firing_for`) or when its series goes stale. Only the
 // transitions go out (FIRING, RESOLVED), as Alert records keyed by fingerprint. State per
 // fingerprint in a changelogged store; deadlines as persisted event-time timers.
-import type { ConfigIssue, KeyValueStore, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord, Timer } from '../kernel/operator.ts';
+import type { ConfigIssue, KeyValueStore, OperatorContext, OperatorDefinition, OperatorInstance, StreamRecord, TableView, Timer } from '../kernel/operator.ts';
 import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import type { AvroType } from '../kernel/schema.ts';
 import { compileExpressionAt } from '../kernel/expr.ts';
-import { describeTy, isNumeric, isScalar, nonNull } from '../kernel/avro-types.ts';
+import { describeTy, isNumeric, isScalar, nonNull, schemaFullname } from '../kernel/avro-types.ts';
 import { badLabelName, fingerprint } from '../kernel/labels.ts';
 import type { LabelSet } from '../kernel/labels.ts';
 import { formatDuration } from '../kernel/spec.ts';
 import { parseTemplate, renderTemplate } from './lib/template.ts';
 import type { Template } from './lib/template.ts';
 import { AUDIT_OUTPUT, audit, auditSchema } from './lib/audit.ts';
+import { unknownTable } from './lib/fields.ts';
 
 const ALERT_SCHEMA = 'vigil.alerting.Alert';
 const ACTION_SCHEMA = 'vigil.alerting.Action';
 const ACTIONS_OUTPUT = 'actions';
+const FEEDBACK_SCHEMA = 'vigil.alerting.Feedback';
 
 export const SEVERITIES = ['info', 'warning', 'error', 'critical'] as const;
 export const CATEGORIES = ['system', 'performance', 'security', 'business'] as const;
@@ -42,6 +44,14 @@ export interface AlertConfig {
   value?: string;
   threshold?: string;
   actions?: ActionConfig[];
+  feedback?: FeedbackConfig;
+}
+
+interface FeedbackConfig {
+  table: string;
+  direction: 'above' | 'below';
+  step: number;
+  max_factor: number;
 }
 
 interface ActionConfig {
@@ -135,6 +145,14 @@ stale).
 alert fires (or resolves, with \`on: resolved\`): the action's name, its \`target\`, \`runbook\` and \`params\` rendered
 from the record that made the alert fire, and an \`id\` made of the alert, when it fired and the action's name: an
 executor reading the actions topic dedupes on it (the same action requested again after a crash has the same id).
+
+**Feedback.** With \`feedback\`, acknowledgements as noise raise the rule's threshold for the series they were about.
+\`feedback.table\` is a table of \`vigil.alerting.Feedback\` rows keyed by alert id (the \`escalate\` operator's
+\`feedback\` output, written to a compacted topic); a series acknowledged as noise n times has its threshold moved by a
+factor (1 + \`step\`)^n, at most \`max_factor\`: up for \`direction: above\` (the alert also needs \`value\` above
+threshold + |threshold| × (factor − 1)), down for \`below\`. The rule needs \`value\` and \`threshold\`; the Alert's
+\`threshold\` is the moved one. A REVERT acknowledgement sets the count back to 0, and the rule's own threshold applies
+again; both changes are in the audit topic (FEEDBACK, with who and why).
 `.trim();
 
 export const alertOperator: OperatorDefinition<AlertConfig> = {
@@ -193,6 +211,17 @@ export const alertOperator: OperatorDefinition<AlertConfig> = {
         },
       },
       description: 'Automated actions requested on the `actions` output when an alert fires (or resolves).',
+    },
+    feedback: {
+      kind: 'object',
+      optional: true,
+      description: 'Raise the threshold of a series acknowledged as noise (needs `value` and `threshold`).',
+      fields: {
+        table: { kind: 'string', description: 'A table source of `vigil.alerting.Feedback` rows keyed by alert id.', examples: ['feedback'] },
+        direction: { kind: 'enum', values: ['above', 'below'], default: 'above', description: 'above: alerts on values above the threshold (raised by noise); below: on values below it (lowered).' },
+        step: { kind: 'number', default: 0.1, min: 0.001, max: 10, description: 'How much one acknowledgement as noise moves the threshold (0.1: 10 %), compounded.' },
+        max_factor: { kind: 'number', default: 2, min: 1, max: 100, description: 'The most the threshold can be moved, as a factor of its distance from 0.' },
+      },
     },
   },
   examples: [
@@ -312,6 +341,14 @@ sinks:
         if (c !== undefined && isNumeric(nonNull(c.ty))) value = c.evaluate;
       }
     }
+    const fb = config.feedback;
+    if (fb !== undefined) {
+      const t = ctx.table(fb.table);
+      if (t === undefined) issues.push(unknownTable(ctx, fb.table, ['feedback', 'table']));
+      else if (schemaFullname(t.schema) !== FEEDBACK_SCHEMA) issues.push({ path: ['feedback', 'table'], message: `table '${t.name}' has ${schemaFullname(t.schema)} rows, not ${FEEDBACK_SCHEMA}` });
+      if (value === undefined) issues.push({ path: ['feedback'], message: 'feedback moves the threshold the value is compared with: set `value` (or read records with a numeric `value` field)' });
+      if (threshold === undefined) issues.push({ path: ['feedback'], message: 'feedback moves the threshold: set `threshold`' });
+    }
     if (issues.length > 0 || schema === undefined || auditOut === undefined || actionOut === undefined || condition === undefined) return refused(issues);
 
     // The records of one alert must meet in one task: partition by what the labels read, unless
@@ -335,6 +372,7 @@ sinks:
       severityLabel: !labels.some((l) => l.name === 'severity'),
       conditionSrc: config.condition,
       actions,
+      feedback: fb,
     };
     return compiled({
       outputs: [
@@ -344,6 +382,7 @@ sinks:
       ],
       ...(partitionBy.length > 0 ? { partitionBy: { [DEFAULT_INPUT]: partitionBy } } : { gather: [DEFAULT_INPUT] }),
       stores: [{ name: 'alerts', kind: 'kv', value: STATE }],
+      ...(fb !== undefined ? { tables: [{ table: fb.table, mode: 'global' as const, input: DEFAULT_INPUT, keyFields: [] }] } : {}),
       create: () => new AlertInstance(rule),
     });
   },
@@ -367,6 +406,7 @@ interface Rule {
   severityLabel: boolean;
   conditionSrc: string;
   actions: RuleAction[];
+  feedback: FeedbackConfig | undefined;
 }
 
 interface RuleAction {
@@ -408,11 +448,13 @@ function num(x: unknown): number | null {
 
 class AlertInstance implements OperatorInstance {
   private alerts!: KeyValueStore<AlertState>;
+  private feedback: TableView | undefined;
 
   constructor(private readonly r: Rule) {}
 
   open(ctx: OperatorContext): void {
     this.alerts = ctx.kv<AlertState>('alerts');
+    if (this.r.feedback !== undefined) this.feedback = ctx.table(this.r.feedback.table);
     ctx.gauge('alerts', this.alerts.size);
   }
 
@@ -425,7 +467,8 @@ class AlertInstance implements OperatorInstance {
       if (s !== undefined) labels[l.name] = s;
     }
     const fp = fingerprint(labels);
-    const holds = this.r.condition(v) === true;
+    const moved = this.movedThreshold(fp, v);
+    const holds = this.r.condition(v) === true && (moved === undefined || this.beyond(v, moved));
     const t = record.timestamp;
     let st = this.alerts.get(fp);
     if (st === undefined && !holds) return;
@@ -437,6 +480,7 @@ class AlertInstance implements OperatorInstance {
     if (st !== undefined) st = this.advance(fp, st, t, false, ctx);
     if (holds) {
       const data = this.evaluate(v, labels);
+      if (moved !== undefined) data.threshold = moved;
       if (st === undefined) {
         st = { state: 'pending', active_at: t, fired_at: null, last_seen: t, keep_since: null, ...data };
         ctx.count('pending');
@@ -457,6 +501,25 @@ class AlertInstance implements OperatorInstance {
     const st = this.alerts.get(timer.key);
     if (st === undefined) return;
     this.save(timer.key, this.advance(timer.key, st, timer.at, true, ctx), ctx);
+  }
+
+  /** The threshold moved by noise feedback for this series, or undefined when it is the rule's own. */
+  private movedThreshold(fp: string, v: Record<string, unknown>): number | undefined {
+    const fb = this.r.feedback;
+    if (fb === undefined || this.feedback === undefined) return undefined;
+    const n = this.feedback.get(fp)?.noise_acks;
+    if (typeof n !== 'number' || n <= 0) return undefined;
+    const t = num(this.r.threshold!(v));
+    if (t === null) return undefined;
+    const factor = Math.min(fb.max_factor, (1 + fb.step) ** n);
+    return fb.direction === 'above' ? t + Math.abs(t) * (factor - 1) : t - Math.abs(t) * (factor - 1);
+  }
+
+  /** Whether the record's value is past a moved threshold, in the rule's direction. */
+  private beyond(v: Record<string, unknown>, threshold: number): boolean {
+    const x = num(this.r.value!(v));
+    if (x === null) return false;
+    return this.r.feedback!.direction === 'above' ? x > threshold : x < threshold;
   }
 
   /** The labels' record-derived parts of the state: rendered annotations, entity, value, threshold. */

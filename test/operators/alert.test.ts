@@ -35,6 +35,14 @@ describe('alert config', () => {
     expect(refusal(topology('    condition: value > 1\n    value: host'))).toMatch(/'value' must be a number, but 'host' is string/);
   });
 
+  it('refuses feedback without a threshold, from a table that is not one of Feedback rows, and actions twice the same', () => {
+    const withTable = (schema: string) => `key: [host], partitions: 4 }\n  - { name: fb, topic: fb, schema: ${schema}, table: true, key: [id]`;
+    expect(refusal(topology('    condition: value > 1\n    feedback: { table: fb }', withTable('vigil.alerting.Feedback')))).toMatch(/test\.yaml:10:\d+: feedback moves the threshold: set `threshold`/);
+    expect(refusal(topology('    condition: value > 1\n    threshold: "1"\n    feedback: { table: fb }', withTable('vigil.alerting.Silence')))).toMatch(/table 'fb' has vigil\.alerting\.Silence rows, not vigil\.alerting\.Feedback/);
+    expect(refusal(topology('    condition: value > 1\n    actions: [{ action: restart, target: "{host}" }, { action: restart, target: "{name}" }]'))).toMatch(/action 'restart' is requested twice on firing/);
+    expect(refusal(topology('    condition: value > 1\n    actions: [{ action: restart, target: "{nope}" }]'))).toMatch(/nope/);
+  });
+
   it('keeps an input keyed by a field its labels read; repartitions by the label fields otherwise; gathers a rule without labels', () => {
     const subs = (yaml: string) => planYamlBuiltin(yaml).subtopologies;
     expect(subs(topology('    condition: value > 1\n    labels: { host: host, metric: name }'))).toHaveLength(1);
