@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { connectEnvironment, untilSignal } from './environment.ts';
+import type { Environment } from './environment.ts';
 import { planFile, runPlan } from './run.ts';
 import { formatRecord } from './tail.ts';
 import { produceTelemetry } from '../connectors/telemetry-producer.ts';
@@ -14,6 +15,7 @@ import { defaultStateFile } from '../connectors/local-broker.ts';
 import { DEMO_TICK_MS, DemoScenario, demoSummary, scoreDemo } from '../connectors/demo-scenario.ts';
 import type { Observed } from '../connectors/demo-scenario.ts';
 import { loadSchemaCatalog } from '../schemas/serde.ts';
+import { buildReport, readReportInput, reportMarkdown, reportSections, writeReport } from './report.ts';
 
 export const DEMO_TOPOLOGY = fileURLToPath(new URL('../topology/examples/demo.yaml', import.meta.url));
 
@@ -40,6 +42,21 @@ async function demoStart(brokers: string[], topic: string): Promise<number> {
   } finally {
     await admin.disconnect();
   }
+}
+
+const AUDIT_SCHEMA = 'vigil.alerting.AuditEvent';
+
+/** `vigil report` on the demo's audit topic over the simulated period: its summary printed, the whole report (with charts) in a file. */
+async function demoReport(env: Environment, topology: string, auditTopic: string, since: number, until: number, log: (l: string) => void): Promise<void> {
+  const input = await readReportInput({ brokers: env.brokers, decode: async (b) => (await env.serde.decodeAsync(b)).value as Record<string, unknown>, auditTopic, topology, since, until, noiseWithin: 300_000 });
+  const report = buildReport(input);
+  const file = join(dirname(defaultStateFile()), 'demo-report.md');
+  await writeReport(report, 'md', file);
+  const summary = reportSections(report, []).filter((s) => !s.title.startsWith('Compliance') && s.title !== 'Flapping');
+  log('[vigil] vigil report on the audit topic (the simulated period of this run):');
+  for (const l of reportMarkdown(summary, () => '').trimEnd().split('\n')) if (l !== '') log(`  ${l}`);
+  log(`[vigil] the whole report, with who was notified of each alert and charts: ${file}`);
+  log(`[vigil] any time: npx vigil report --topology ${topology} --topic ${auditTopic} --since 24h`);
 }
 
 export function registerDemo(program: Command): void {
@@ -100,16 +117,23 @@ export function registerDemo(program: Command): void {
         );
       const sinks = [...new Set(plan.topology.sinks.map((s) => s.topic))];
       const outCount = new Map<string, number>();
-      const observed: Observed = { alerts: [], incidents: [] };
+      const observed: Observed = { alerts: [], incidents: [], notifications: [] };
       let chain = Promise.resolve();
       const show = async (topic: string, r: Parameters<typeof formatRecord>[1], n: number): Promise<void> => {
         const v = r.value === null ? null : ((await env.serde.decodeAsync(r.value).catch(() => ({ value: null }))).value as Record<string, unknown> | null);
         const t = (v?.timestamp as number | undefined) ?? Number(r.timestamp);
         const at = `+${((t - start) / 60_000).toFixed(1)} min`;
-        if (topic === 'alerts' && v !== null && typeof v.rule === 'string') {
+        if (v !== null && typeof v.rule === 'string' && typeof v.summary === 'string' && typeof v.status === 'string') {
           const a = v as unknown as Observed['alerts'][number] & { summary: string; severity: string };
-          observed.alerts.push({ timestamp: t, rule: a.rule, entity: a.entity, labels: a.labels });
-          log(`[alert ${at}] ${a.labels.state === 'resolved' ? 'RESOLVED' : a.severity.padEnd(8)} ${a.summary}`);
+          observed.alerts.push({ timestamp: t, rule: a.rule, entity: a.entity, status: a.status, labels: a.labels });
+          log(`[alert ${at}] ${a.status === 'RESOLVED' ? 'RESOLVED' : a.severity.padEnd(8)} ${a.summary}`);
+        } else if (v !== null && typeof v.group_key === 'string' && Array.isArray(v.alerts)) {
+          const n = v as unknown as Observed['notifications'][number] & { receiver: string };
+          observed.notifications.push({ ...n, timestamp: t });
+          const about = [...new Set(n.alerts.map((a) => `${a.rule} on ${a.entity}`))].join(', ');
+          log(`[notify ${at}] -> ${n.receiver}: ${n.status} (${n.reason}) ${about}`);
+        } else if (v !== null && typeof v.event === 'string' && typeof v.who === 'string') {
+          // audit events: counted, shown in the report at the end
         } else if (topic === 'incidents' && v !== null && typeof v.incident === 'string') {
           const i = { ...(v as unknown as Observed['incidents'][number]), timestamp: t };
           observed.incidents.push(i);
@@ -149,12 +173,14 @@ export function registerDemo(program: Command): void {
       if (stopAt) clearTimeout(stopAt);
       await chain;
       await runner.stop();
-      await env.close();
       const ins = [...produced].reduce((a, [, n]) => a + n, 0);
       const outs = sinks.reduce((a, t) => a + (outCount.get(t) ?? 0), 0);
       saveClock();
       log(`[vigil] demo done: ${ins} telemetry records in, ${outs} records out, ${outCount.get(plan.topology.deadLetterTopic) ?? 0} dead letters`);
       if (produced.has('telemetry.metrics') && sinks.includes('alerts')) for (const l of demoSummary(scoreDemo(scenario.truth(), observed, latest), start)) log(l);
+      const auditTopic = plan.topology.sinks.find((s) => s.schemaName === AUDIT_SCHEMA)?.topic;
+      if (auditTopic !== undefined && latest > start) await demoReport(env, o.topology, auditTopic, start, latest + 1, log);
+      await env.close();
       // A bounded run (CI) must have shown the loop working end to end.
       if (o.duration && (ins === 0 || outs === 0)) throw new Error('the demo produced telemetry but no records came out');
     });

@@ -6,8 +6,9 @@
 //   at 95 %, a minute later), then is cleaned up;
 // - a cascade: the database slows down 6x, then every service depending on it, directly or not,
 //   slows down 3x, each a little later than what it depends on.
-// scoreDemo() compares what the demo topology raised (alerts, incidents) with that truth: which
-// incidents were caught and how late (or, for the leak, how early), and which alerts were false.
+// scoreDemo() compares what the demo topology raised (alerts, incidents, notifications) with that
+// truth: which incidents were caught and how late (or, for the leak, how early), how many
+// notifications each gave (one when it started, one when it was over), which alerts were false.
 import { prng } from './telemetry-generator.ts';
 
 /** The service graph: service -> the services it depends on. */
@@ -132,10 +133,15 @@ export class DemoScenario {
   }
 }
 
+/** The alerting rules of the demo topology. */
+export const DEMO_RULES = { anomaly: 'LatencyAnomaly', disk: 'DiskFullSoon' } as const;
+
 /** What the demo topology raised, as read back from its topics. */
 export interface Observed {
-  /** Alerts (vigil.alerting.Alert): anomalies raised (labels.state firing / resolved) and disk warnings. */
-  alerts: Array<{ timestamp: number; rule: string; entity: string; labels: Record<string, string> }>;
+  /** Alerts (vigil.alerting.Alert): FIRING and RESOLVED transitions of the latency anomaly and disk rules. */
+  alerts: Array<{ timestamp: number; rule: string; entity: string; status: string; labels: Record<string, string> }>;
+  /** Notifications of the route operator (vigil.alerting.Notification). */
+  notifications: Array<{ timestamp: number; status: string; reason: string; alerts: Array<{ rule: string; entity: string; status: string }> }>;
   /** Incident records of the incident operator. */
   incidents: Array<{ timestamp: number; status: string; root: string; incident: string; entities: number; signals: number; members: Array<{ entity: string }>; merged_into: string | null }>;
 }
@@ -151,6 +157,8 @@ export interface TruthOutcome {
   earlyMs?: number;
   /** cascade: the incident's id, how many services it grouped, how many alerts it replaced. */
   incident?: { id: string; entities: number; signals: number };
+  /** Notifications about it: firing (it started) and resolved (it is over). */
+  notified: { firing: number; resolved: number };
 }
 
 export interface DemoScore {
@@ -159,16 +167,22 @@ export interface DemoScore {
   falseFiring: number;
   incidents: number;
   falseIncidents: number;
+  notifications: { firing: number; resolved: number };
 }
 
 export function scoreDemo(truth: readonly Truth[], observed: Observed, latest: number): DemoScore {
   const covers = (x: Truth, entity: string, t: number): boolean => x.affected.includes(entity) && t >= x.start && t <= x.end + MARGIN * DEMO_TICK_MS;
-  const firing = observed.alerts.filter((a) => a.rule === 'anomaly' && a.labels.state === 'firing');
+  // A notification is about an incident when one of its alerts of the incident's rule is about an
+  // affected service, in its time (a resolved one up to two group intervals later than alerts count).
+  const about = (x: Truth, status: string) =>
+    observed.notifications.filter((n) => n.status === status && n.timestamp >= x.start && n.timestamp <= x.end + (MARGIN + (status === 'RESOLVED' ? 60 : 0)) * DEMO_TICK_MS && n.alerts.some((a) => a.rule === (x.kind === 'disk leak' ? DEMO_RULES.disk : DEMO_RULES.anomaly) && x.affected.includes(a.entity))).length;
+  const notified = (x: Truth) => ({ firing: about(x, 'FIRING'), resolved: about(x, 'RESOLVED') });
+  const firing = observed.alerts.filter((a) => a.rule === DEMO_RULES.anomaly && a.status === 'FIRING');
   const outcomes = truth.map((x): TruthOutcome => {
     const complete = x.end + MARGIN * DEMO_TICK_MS <= latest;
     if (x.kind === 'disk leak') {
-      const w = observed.alerts.find((a) => a.rule === 'disk-full-soon' && a.labels.state === 'firing' && a.entity === x.entity && a.timestamp >= x.start && a.timestamp <= x.end);
-      return { truth: x, complete, caught: w !== undefined, ...(w ? { lateMs: w.timestamp - x.start, earlyMs: x.fullAt! - w.timestamp } : {}) };
+      const w = observed.alerts.find((a) => a.rule === DEMO_RULES.disk && a.status === 'FIRING' && a.entity === x.entity && a.timestamp >= x.start && a.timestamp <= x.end);
+      return { truth: x, complete, caught: w !== undefined, notified: notified(x), ...(w ? { lateMs: w.timestamp - x.start, earlyMs: x.fullAt! - w.timestamp } : {}) };
     }
     if (x.kind === 'cascade') {
       const inc = observed.incidents.find((i) => i.status !== 'closed' && i.root === x.entity && covers(x, x.entity, i.timestamp));
@@ -181,10 +195,10 @@ export function scoreDemo(truth: readonly Truth[], observed: Observed, latest: n
         const into = final.merged_into;
         final = observed.incidents.find((i) => i.incident === into) ?? final;
       }
-      return { truth: x, complete, caught: inc !== undefined, ...(inc ? { lateMs: inc.timestamp - x.start, incident: { id: final!.incident, entities: final!.entities, signals: final!.signals } } : {}) };
+      return { truth: x, complete, caught: inc !== undefined, notified: notified(x), ...(inc ? { lateMs: inc.timestamp - x.start, incident: { id: final!.incident, entities: final!.entities, signals: final!.signals } } : {}) };
     }
     const a = firing.find((f) => covers(x, f.entity, f.timestamp));
-    return { truth: x, complete, caught: a !== undefined, ...(a ? { lateMs: a.timestamp - x.start } : {}) };
+    return { truth: x, complete, caught: a !== undefined, notified: notified(x), ...(a ? { lateMs: a.timestamp - x.start } : {}) };
   });
   const opened = observed.incidents.filter((i) => i.status === 'open');
   return {
@@ -193,6 +207,7 @@ export function scoreDemo(truth: readonly Truth[], observed: Observed, latest: n
     falseFiring: firing.filter((f) => !truth.some((x) => x.kind !== 'disk leak' && covers(x, f.entity, f.timestamp))).length,
     incidents: opened.length,
     falseIncidents: opened.filter((i) => !truth.some((x) => x.kind !== 'disk leak' && covers(x, i.members[0]!.entity, i.timestamp))).length,
+    notifications: { firing: observed.notifications.filter((n) => n.status === 'FIRING').length, resolved: observed.notifications.filter((n) => n.status === 'RESOLVED').length },
   };
 }
 
@@ -205,13 +220,15 @@ export function demoSummary(score: DemoScore, start: number): string[] {
   for (const o of done) {
     const at = minutes(o.truth.start - start);
     const what = `${o.truth.kind} at ${o.truth.entity}, injected at +${at}`;
+    const n = o.notified;
+    const notes = `; ${n.firing} notification${n.firing === 1 ? '' : 's'}${n.resolved > 0 ? `, ${n.resolved} resolved` : ''}`;
     if (!o.caught) lines.push(`  MISSED  ${what}`);
-    else if (o.truth.kind === 'disk leak') lines.push(`  caught  ${what}: "disk full soon" ${minutes(o.earlyMs!)} before it would be full`);
-    else if (o.truth.kind === 'cascade') lines.push(`  caught  ${what}: incident with root ${o.truth.entity} after ${minutes(o.lateMs!)}, ${o.incident!.entities} services and ${o.incident!.signals} anomalous samples in one incident`);
-    else lines.push(`  caught  ${what}: anomaly after ${minutes(o.lateMs!)}`);
+    else if (o.truth.kind === 'disk leak') lines.push(`  caught  ${what}: "disk full soon" ${minutes(o.earlyMs!)} before it would be full${notes}`);
+    else if (o.truth.kind === 'cascade') lines.push(`  caught  ${what}: incident with root ${o.truth.entity} after ${minutes(o.lateMs!)}, ${o.incident!.entities} services and ${o.incident!.signals} anomalous samples in one incident${notes}`);
+    else lines.push(`  caught  ${what}: anomaly after ${minutes(o.lateMs!)}${notes}`);
   }
   const caught = done.filter((o) => o.caught).length;
   lines.unshift(`[vigil] ground truth: ${caught} of ${done.length} injected incidents caught`);
-  lines.push(`  false alerts: ${score.falseFiring} of ${score.firing} anomaly alerts; false incidents: ${score.falseIncidents} of ${score.incidents}`);
+  lines.push(`  false alerts: ${score.falseFiring} of ${score.firing} anomaly alerts; false incidents: ${score.falseIncidents} of ${score.incidents}; notifications: ${score.notifications.firing} firing, ${score.notifications.resolved} resolved`);
   return lines;
 }

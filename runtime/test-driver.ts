@@ -21,6 +21,9 @@ export interface PipeOptions {
   headers?: Record<string, string>;
 }
 
+/** Records fed back through the topology's own topics within one step, at most. */
+const MAX_FED_BACK = 1_000_000;
+
 /** Deterministic string hash for in-process partitioning (FNV-1a). */
 export function partitionOf(key: string | null, partitions: number, fallback: number): number {
   if (key === null) return fallback % partitions;
@@ -72,6 +75,8 @@ export class TestDriver {
   private roundRobin = 0;
   private readonly retain: boolean;
   private readonly listener: DriverListener;
+  /** Records written to topics the topology also reads, waiting to be read back. */
+  private readonly fedBack: Array<{ source: string; value: Record<string, unknown>; opts: PipeOptions }> = [];
 
   constructor(
     readonly plan: Plan,
@@ -331,6 +336,11 @@ export class TestDriver {
         list.push(out);
       }
     this.listener.sink?.(sink.name, out);
+    // A topic this topology also reads (alerts written by rules, read back by a router): its
+    // sources get the record after what is being processed now, as they would from Kafka.
+    for (const sub of this.plan.subtopologies)
+      for (const src of sub.sources) if (src.topic === sink.topic) this.fedBack.push({ source: src.name, value, opts: { key: out.key, timestamp: out.timestamp } });
+    for (const g of this.plan.globalTables) if (g.topic === sink.topic) this.fedBack.push({ source: g.name, value, opts: { key: out.key, timestamp: out.timestamp } });
   }
 
   /** Sends watermark markers for repartition topics whose feeding watermark advanced, to every task reading them. */
@@ -353,6 +363,12 @@ export class TestDriver {
   }
 
   private commit(): void {
+    // Records fed back through topics, in the order they were written; a loop that never ends is an error.
+    for (let n = 0; this.fedBack.length > 0; n++) {
+      if (n >= MAX_FED_BACK) throw new Error(`records keep coming back through topic '${this.fedBack[0]!.source}': the topology loops through its own topics`);
+      const f = this.fedBack.shift()!;
+      this.send(f.source, f.value, f.opts);
+    }
     this.broadcastWatermarks();
     for (const t of this.tasks.values())
       for (const store of t.stores) {

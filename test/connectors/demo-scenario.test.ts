@@ -1,9 +1,11 @@
 // The demo's monitoring loop, in-process: the demo topology over the demo scenario's telemetry (two
 // 25-minute cycles of injected incidents) catches every injected incident, names the cascade's
-// root, warns of the disk before it is full, and raises (almost) no false alerts.
+// root, warns of the disk before it is full, raises (almost) no false alerts, and notifies each
+// incident once when it starts and once when it is over (the alerts come back to the router
+// through the alerts topic, as they do on Kafka).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEMO_CYCLE, DemoScenario, demoSummary, scoreDemo } from '../../connectors/demo-scenario.ts';
+import { DEMO_CYCLE, DEMO_RULES, DemoScenario, demoSummary, scoreDemo } from '../../connectors/demo-scenario.ts';
 import type { Observed } from '../../connectors/demo-scenario.ts';
 import { DEMO_TOPOLOGY } from '../../cli/demo.ts';
 import { TestDriver } from '../../runtime/test-driver.ts';
@@ -13,13 +15,14 @@ const T0 = 1_700_000_000_000;
 
 function run(seed: number, ticks: number) {
   const scenario = new DemoScenario(T0, seed);
-  const observed: Observed = { alerts: [], incidents: [] };
+  const observed: Observed = { alerts: [], incidents: [], notifications: [] };
   const driver = new TestDriver(planYaml(readFileSync(DEMO_TOPOLOGY, 'utf8')), {
     retain: false,
     listener: {
       sink(sink, r) {
         if (sink === 'incidents') observed.incidents.push({ ...(r.value as unknown as Observed['incidents'][number]), timestamp: r.timestamp });
-        else observed.alerts.push(r.value as unknown as Observed['alerts'][number]);
+        else if (sink === 'anomaly-alerts' || sink === 'disk-alerts') observed.alerts.push(r.value as unknown as Observed['alerts'][number]);
+        else if (sink === 'notifications') observed.notifications.push(r.value as unknown as Observed['notifications'][number]);
       },
     },
   });
@@ -44,7 +47,11 @@ describe('the demo scenario through the demo topology', () => {
     expect(score.falseIncidents).toBeLessThanOrEqual(1);
     // One alert per onset and per recovery, not one per anomalous sample.
     const samples = observed.incidents.filter((i) => i.status === 'closed').reduce((n, i) => n + i.signals, 0);
-    expect(observed.alerts.filter((a) => a.rule === 'anomaly').length).toBeLessThan(samples / 4);
+    expect(observed.alerts.filter((a) => a.rule === DEMO_RULES.anomaly).length).toBeLessThan(samples / 4);
+    // One notification per injected incident when it starts, one when it is over.
+    for (const o of complete) expect(o.notified, `${o.truth.kind} at ${o.truth.start}`).toEqual({ firing: 1, resolved: 1 });
+    const started = score.outcomes.length;
+    expect(score.notifications.firing).toBeLessThanOrEqual(started + score.falseFiring);
     const lines = demoSummary(score, T0);
     expect(lines[0]).toBe(`[vigil] ground truth: ${score.outcomes.filter((o) => o.caught).length} of ${score.outcomes.filter((o) => o.complete || o.caught).length} injected incidents caught`);
   });
@@ -52,7 +59,7 @@ describe('the demo scenario through the demo topology', () => {
   it('scores a topology that raises nothing as catching nothing', () => {
     const scenario = new DemoScenario(T0, 1);
     while (scenario.ticks < DEMO_CYCLE + 40) scenario.next();
-    const score = scoreDemo(scenario.truth(), { alerts: [], incidents: [] }, scenario.timeOf(DEMO_CYCLE + 40));
+    const score = scoreDemo(scenario.truth(), { alerts: [], incidents: [], notifications: [] }, scenario.timeOf(DEMO_CYCLE + 40));
     expect(score.outcomes.filter((o) => o.complete).length).toBe(3);
     expect(score.outcomes.some((o) => o.caught)).toBe(false);
     expect(demoSummary(score, T0).filter((l) => l.includes('MISSED')).length).toBe(3);
