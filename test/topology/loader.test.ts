@@ -77,11 +77,20 @@ describe('golden fixtures', () => {
   it('the demo topology validates', () => {
     const t = loadTopology(DEMO, { env: {} });
     expect(t.name).toBe('demo-monitor');
-    expect(t.sources.map((s) => s.name)).toEqual(['metrics']);
-    expect(t.nodes.map((n) => `${n.name}:${n.type}`)).toEqual(['latency:filter', 'anomalies:detect', 'anomaly-alert:map', 'outages:incident', 'disk:filter', 'disk-trend:predict', 'disk-alert:map']);
-    expect(t.sinks.map((s) => `${s.name}<-${s.from.name}${s.from.output ? `.${s.from.output}` : ''}`)).toEqual(['anomaly-alerts<-anomaly-alert', 'disk-alerts<-disk-alert', 'incidents<-outages']);
+    expect(t.sources.map((s) => s.name)).toEqual(['metrics', 'alert-stream', 'silences']);
+    expect(t.nodes.map((n) => `${n.name}:${n.type}`)).toEqual(['latency:filter', 'anomalies:detect', 'anomaly-alert:alert', 'outages:incident', 'disk:filter', 'disk-trend:predict', 'disk-alert:alert', 'notify:route']);
+    expect(t.sinks.map((s) => `${s.name}<-${s.from.name}${s.from.output ? `.${s.from.output}` : ''}`)).toEqual([
+      'anomaly-alerts<-anomaly-alert',
+      'disk-alerts<-disk-alert',
+      'notifications<-notify.oncall',
+      'anomaly-audit<-anomaly-alert.audit',
+      'disk-audit<-disk-alert.audit',
+      'route-audit<-notify.audit',
+      'incidents<-outages',
+    ]);
     expect(t.nodes[2].compiled.outputs[0]!.schema.name).toBe('Alert');
-    expect(planTopology(t).subtopologies).toHaveLength(1);
+    // the rules and incidents in one sub-topology, the router reading the alerts topic in another
+    expect(planTopology(t).subtopologies.filter((s) => s.nodes.length > 0)).toHaveLength(2);
   });
 });
 
@@ -94,13 +103,22 @@ describe('the demo topology end to end (in-process test driver)', () => {
     for (; i < 60; i++) sample(i, 60 + (i % 5));
     for (; i < 70; i++) sample(i, 240);
     for (; i < 160; i++) sample(i, 60 + (i % 5));
-    // Both alert sinks write the `alerts` topic (keyed by entity).
+    // Both rules write the `alerts` topic (keyed by the alert's fingerprint): one FIRING, one RESOLVED.
     const alerts = d.output('alerts');
-    expect(alerts.map((r) => [r.key, r.value.rule, r.value.severity, (r.value.labels as Record<string, string>).state])).toEqual([
-      ['api', 'anomaly', 'CRITICAL', 'firing'],
-      ['api', 'anomaly', 'INFO', 'resolved'],
+    expect(alerts.map((r) => [r.value.rule, r.value.entity, r.value.status])).toEqual([
+      ['LatencyAnomaly', 'api', 'FIRING'],
+      ['LatencyAnomaly', 'api', 'RESOLVED'],
     ]);
-    expect(alerts[0]!.value).toMatchObject({ id: 'anomaly:http.latency.p99:api', timestamp: ts + 600_000, category: 'PERFORMANCE', value: 240, summary: expect.stringMatching(/^anomalous http\.latency\.p99 on api: 240 ms \(expected 6\d/) });
+    // Fired once the anomaly held for 20 s (two samples), at the second anomalous sample.
+    expect(alerts[0]!.value).toMatchObject({ timestamp: ts + 620_000, category: 'PERFORMANCE', severity: 'WARNING', value: 240, summary: expect.stringMatching(/^p99 latency of api at 240 ms, expected 6\d/) });
+    // Read back from the topic by the router: one notification when it fired, one when it resolved
+    // (the router keeps event time, which moves with its alerts: the end of input flushes the last tick).
+    d.endOfInput();
+    expect(d.output('alerting.notifications').map((r) => [r.value.status, r.value.reason])).toEqual([
+      ['FIRING', 'first notification'],
+      ['RESOLVED', 'all alerts resolved'],
+    ]);
+    expect(d.output('alerting.audit').map((r) => r.value.event)).toEqual(['PENDING', 'FIRING', 'RESOLVED', 'NOTIFIED', 'NOTIFIED']);
     expect(d.output('incidents').map((r) => [r.value.status, r.value.root])).toEqual([
       ['open', 'api'],
       ['closed', 'api'],
