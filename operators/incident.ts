@@ -11,6 +11,11 @@ import { keyOfRecord, readPath, splitPaths } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
 import type { AvroType, RecordSchema } from '../kernel/schema.ts';
 import { unknownTable } from './lib/fields.ts';
+import { AUDIT_OUTPUT, audit, auditSchema } from './lib/audit.ts';
+import type { AuditKind } from './lib/audit.ts';
+import { formatDuration } from '../kernel/spec.ts';
+
+const INCIDENT_EVENT: Record<string, AuditKind> = { open: 'INCIDENT_OPENED', update: 'INCIDENT_UPDATED', merged: 'INCIDENT_MERGED', closed: 'INCIDENT_CLOSED' };
 
 export interface IncidentConfig {
   entity: string;
@@ -166,7 +171,10 @@ export const incidentOperator: OperatorDefinition<IncidentConfig> = {
   category: 'analysis',
   summary: 'Groups anomalies and alerts of related entities (a dependency graph) into incidents with a probable root cause.',
   description: DESCRIPTION,
-  outputs: [{ name: DEFAULT_OUTPUT, description: 'Incident records: open, update, merged, closed, with members and root.' }],
+  outputs: [
+    { name: DEFAULT_OUTPUT, description: 'Incident records: open, update, merged, closed, with members and root.' },
+    { name: AUDIT_OUTPUT, description: '`vigil.alerting.AuditEvent` records: INCIDENT_OPENED, _UPDATED, _MERGED, _CLOSED, with what changed.' },
+  ],
   config: {
     entity: { kind: 'field', description: 'The input field naming the entity a signal is about (a string: service, host).', examples: ['entity', 'service'] },
     when: { kind: 'expression', optional: true, returns: 'boolean', description: 'Which records are signals (default: all).', examples: ['anomalous', 'severity == "CRITICAL"'] },
@@ -260,7 +268,8 @@ sinks:
         else if (ty.k !== 'array' || !isStringLike(nonNull(ty.items))) issues.push({ path: ['graph_field'], message: `field '${config.graph_field}' of table '${t.name}' is ${describeTy(ty)}; it must be an array of strings` });
       }
     }
-    if (issues.length > 0) return refused(issues);
+    const auditOut = auditSchema(ctx.resolveSchema, issues);
+    if (issues.length > 0 || auditOut === undefined) return refused(issues);
     const when = config.when === undefined ? undefined : compileExpression(config.when, input.schema).evaluate;
     const settings: Settings = {
       entity: entityPath,
@@ -274,9 +283,13 @@ sinks:
       scope: config.scope === undefined ? undefined : splitPaths(config.scope),
       wall: config.wall_clock,
       maxMembers: config.max_members,
+      name: ctx.name,
     };
     return compiled({
-      outputs: [{ name: DEFAULT_OUTPUT, schema: outputSchema(generatedSchemaName(ctx.name), ctx.name) }],
+      outputs: [
+        { name: DEFAULT_OUTPUT, schema: outputSchema(generatedSchemaName(ctx.name), ctx.name) },
+        { name: AUDIT_OUTPUT, schema: auditOut },
+      ],
       ...(config.scope !== undefined ? { partitionBy: { [DEFAULT_INPUT]: config.scope } } : { gather: [DEFAULT_INPUT] }),
       stores: [{ name: 'incidents', kind: 'kv', value: STATE }],
       ...(config.graph !== undefined ? { tables: [{ table: config.graph, mode: 'global' as const, input: DEFAULT_INPUT, keyFields: [config.entity] }] } : {}),
@@ -297,6 +310,8 @@ interface Settings {
   scope: string[][] | undefined;
   wall: boolean;
   maxMembers: number;
+  /** The operator's name (who changed the incident, in the audit). */
+  name: string;
 }
 
 /** A dependency graph: what each entity depends on (up) and what depends on it (down). */
@@ -488,7 +503,7 @@ class IncidentInstance implements OperatorInstance {
         ctx.cancel('event', other.id);
         ctx.cancel('wall', other.id);
         ctx.count('merged');
-        ctx.forward(this.out(other, 'merged', graph, { t, mergedInto: inc.id, trigger: entity }));
+        this.send(ctx, this.out(other, 'merged', graph, { t, mergedInto: inc.id, trigger: entity }));
         for (const m of other.members) {
           this.memberOf.set(`${scope ?? ''}\u0000${m.entity}`, inc.id);
           const mine = byEntity.get(m.entity);
@@ -530,7 +545,7 @@ class IncidentInstance implements OperatorInstance {
     this.incidents.put(inc.id, inc);
     ctx.schedule({ kind: 'event', at: inc.last + s.quiet, key: inc.id });
     if (s.wall) ctx.schedule({ kind: 'wall', at: inc.last + s.quiet, key: inc.id });
-    if (status !== undefined) ctx.forward(this.out(inc, status, graph, { t, trigger: entity, rc }));
+    if (status !== undefined) this.send(ctx, this.out(inc, status, graph, { t, trigger: entity, rc }));
   }
 
   onTimer(timer: Timer, ctx: OperatorContext): void {
@@ -547,7 +562,22 @@ class IncidentInstance implements OperatorInstance {
     ctx.cancel('event', inc.id);
     ctx.cancel('wall', inc.id);
     ctx.count('closed');
-    ctx.forward(this.out(inc, 'closed', this.currentGraph(ctx), { t: at, closedAt: at }));
+    this.send(ctx, this.out(inc, 'closed', this.currentGraph(ctx), { t: at, closedAt: at }));
+  }
+
+  /** Forwards an incident record, and audits the change. */
+  private send(ctx: OperatorContext, r: StreamRecord): void {
+    ctx.forward(r);
+    const v = r.value as { incident: string; status: string; root: string; entities: number; trigger: string | null; merged_into: string | null };
+    const why =
+      v.status === 'open'
+        ? `first signal, of ${v.trigger ?? v.root}`
+        : v.status === 'merged'
+          ? `merged into ${v.merged_into ?? '?'}`
+          : v.status === 'closed'
+            ? `quiet for ${formatDuration(this.s.quiet)}`
+            : `signal of ${v.trigger ?? '?'}: ${v.entities} members, probable root ${v.root}`;
+    audit(ctx, INCIDENT_EVENT[v.status] ?? 'INCIDENT_UPDATED', { id: v.incident, entity: v.root }, r.timestamp, { who: `incident:${this.s.name}`, why });
   }
 
   private out(inc: Incident, status: string, graph: Graph, o: { t: number; mergedInto?: string; closedAt?: number; trigger?: string; rc?: ReturnType<typeof rootCause> }): StreamRecord {

@@ -12,6 +12,7 @@ import type { RegistryClient } from '../../schemas/serde.ts';
 import { Task } from '../../runtime/task.ts';
 import type { InputRef } from '../../runtime/task.ts';
 import { sinkKey } from '../../runtime/keys.ts';
+import { MemoryKeyValueStore, avroCodec } from '../../runtime/stores.ts';
 import type { Plan, PlanSink, PlanSource, SubTopology } from '../../topology/types.ts';
 import { generateLoad } from './load.ts';
 import type { EncodedLoad, LoadSpec } from './load.ts';
@@ -77,11 +78,13 @@ export class CoreHarness {
   private changelogRecords = 0;
   private deadLetters = 0;
   private readonly ref: InputRef = { topic: '', partition: 0, offset: '0', key: null, value: null, timestamp: 0, headers: {} };
+  private readonly globals = new Map<string, MemoryKeyValueStore<Record<string, unknown>>>();
 
   constructor(
     readonly plan: Plan,
     readonly serde: AvroSerde,
   ) {
+    for (const g of plan.globalTables) this.globals.set(g.name, new MemoryKeyValueStore(g.name, g.topic, avroCodec(g.schema), false));
     for (const sub of plan.subtopologies) {
       const task = this.createTask(sub);
       task.afterRestore();
@@ -105,6 +108,8 @@ export class CoreHarness {
         now: () => 0,
         sink: (sink, record) => this.emit(sink, record),
         deadLetter: () => void this.deadLetters++,
+        // Global tables (the demo's silences) start empty: nothing feeds them here.
+        globalTable: (name) => this.globals.get(name)!,
       },
     );
   }

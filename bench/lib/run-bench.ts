@@ -29,7 +29,7 @@ import type { BenchResult, CoreResults, CoreStage, WorkloadResult } from './repo
 import { spanFor } from './scaling.ts';
 import type { KeyPointResult, KeyPointSpec } from './scaling.ts';
 import { linearFit, serialPipeRate } from './stats.ts';
-import { WORKLOADS, WORKLOAD_FILES, chainYaml, kafkaChainYaml, loadBenchPlan, planText } from './topologies.ts';
+import { WORKLOADS, WORKLOAD_FILES, chainYaml, fedSources, kafkaChainYaml, loadBenchPlan, planText } from './topologies.ts';
 import type { ChainOperator, WorkloadName } from './topologies.ts';
 
 export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
@@ -133,13 +133,14 @@ function runIdNow(mode: string): string {
 }
 
 function engineTarget(label: string, plan: Plan, file: string, prefix: string, env: KafkaEnv, keys: number): KafkaTarget {
-  const streams = plan.topology.sources.filter((s) => !s.table);
+  const fed = fedSources(plan.topology);
+  const streams = fed.filter((s) => !s.table);
   // Two inputs (the monitor, correlate): two thirds metrics, one third logs. A table gets one row
   // per key in each backlog, and nothing in the live phase.
   const shareOf = (schemaName: string) => (streams.length === 1 ? 1 : schemaName.endsWith('MetricSample') ? 2 / 3 : 1 / 3 / (streams.length - 1));
   return {
     label,
-    inputs: plan.topology.sources.map((s) => ({ topic: s.topic, partitions: s.partitions, schemaName: s.schemaName, ...(s.table ? { share: 0, fixed: keys } : { share: shareOf(s.schemaName) }) })),
+    inputs: fed.map((s) => ({ topic: s.topic, partitions: s.partitions, schemaName: s.schemaName, ...(s.table ? { share: 0, fixed: keys } : { share: shareOf(s.schemaName) }) })),
     outputs: [...new Set(plan.topology.sinks.map((s) => s.topic))],
     group: plan.topology.name,
     child: { mode: 'engine', file, prefix, brokers: env.brokers, registryUrl: env.registryUrl, verbose: env.verbose },
@@ -219,7 +220,7 @@ async function runCore(o: BenchOptions, log: (l: string) => void): Promise<CoreR
   for (const name of WORKLOADS) {
     log(`[bench] core: workload ${name}`);
     const plan = loadBenchPlan(WORKLOAD_FILES[name]);
-    const inputs = plan.topology.sources.map((s) => ({ topic: s.topic, load: loadOf(s.schemaName) }));
+    const inputs = fedSources(plan.topology).map((s) => ({ topic: s.topic, load: loadOf(s.schemaName) }));
     const m = await measurePlan(plan, serde, inputs, { repeat, batch });
     workloads.push({ name, nsPerRecord: m.nsPerRecord, recordsPerSec: m.recordsPerSec, outputsPerRecord: m.outputsPerRecord, changelogPerRecord: m.changelogPerRecord });
   }

@@ -6,6 +6,7 @@ import { loadTopology, parseTopology } from '../../topology/loader.ts';
 import { operatorRegistry } from '../../operators/registry.ts';
 import { planTopology } from '../../topology/plan.ts';
 import type { Plan, Topology } from '../../topology/types.ts';
+import { SCHEMA_OF_KIND } from '../../connectors/telemetry-generator.ts';
 
 export type WorkloadName = 'passthrough' | 'window' | 'monitor' | 'enrich' | 'correlate';
 export const WORKLOADS: readonly WorkloadName[] = ['passthrough', 'window', 'monitor', 'enrich', 'correlate'];
@@ -31,6 +32,16 @@ export function renameTopology(t: Topology, prefix: string): Topology {
     sources: t.sources.map((s) => ({ ...s, topic: `${prefix}.${s.topic}` })),
     sinks: t.sinks.map((s) => ({ ...s, topic: `${prefix}.${s.topic}` })),
   };
+}
+
+/**
+ * The sources a benchmark feeds: those with a generator for their schema, and not topics the
+ * topology writes itself (the demo's router reads back the alerts its rules wrote).
+ */
+export function fedSources(t: Topology): Topology['sources'] {
+  const written = new Set(t.sinks.map((s) => s.topic));
+  const generated = new Set(Object.values(SCHEMA_OF_KIND));
+  return t.sources.filter((s) => !written.has(s.topic) && generated.has(s.schemaName));
 }
 
 /** Loads, renames and plans a topology file. */

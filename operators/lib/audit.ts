@@ -1,4 +1,4 @@
-// The audit trail of alerting: the AuditEvent records that alert, route and escalate put on their
+// The audit trail of alerting: the AuditEvent records that alert, route, escalate and incident put on their
 // `audit` outputs (sinks gather them into one topic, which `vigil report` reads).
 import type { OperatorContext, RecordSchema, StreamRecord } from '../../kernel/operator.ts';
 import type { ConfigIssue } from '../../kernel/spec.ts';
@@ -6,7 +6,7 @@ import type { ConfigIssue } from '../../kernel/spec.ts';
 export const AUDIT_SCHEMA = 'vigil.alerting.AuditEvent';
 export const AUDIT_OUTPUT = 'audit';
 
-export type AuditKind = 'PENDING' | 'FIRING' | 'RESOLVED' | 'NOTIFIED' | 'SILENCED' | 'INHIBITED' | 'ACKED' | 'ESCALATED' | 'FEEDBACK';
+export type AuditKind = 'PENDING' | 'FIRING' | 'RESOLVED' | 'NOTIFIED' | 'SILENCED' | 'INHIBITED' | 'ACKED' | 'ESCALATED' | 'FEEDBACK' | 'INCIDENT_OPENED' | 'INCIDENT_UPDATED' | 'INCIDENT_MERGED' | 'INCIDENT_CLOSED';
 
 /** What an event says about its alert: the fields of the Alert record it copies. */
 export interface AuditedAlert {

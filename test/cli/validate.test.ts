@@ -29,7 +29,7 @@ describe('vigil validate (process)', () => {
   it('prints OK and a summary for a valid file', () => {
     const r = vigil(['validate', DEMO]);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toBe(`OK ${DEMO}: 3 sources, 8 operators, 7 sinks, 3 sub-topologies\n`);
+    expect(r.stdout).toBe(`OK ${DEMO}: 3 sources, 8 operators, 8 sinks, 3 sub-topologies\n`);
     expect(r.code).toBe(0);
   });
 
@@ -69,7 +69,7 @@ describe('validateFiles', () => {
     const r = capture([`${ROOT}${CYCLE}`, `${ROOT}${DEMO}`], { json: true });
     const [bad, good] = r.out.map((l) => JSON.parse(l));
     expect(bad).toMatchObject({ ok: false, diagnostics: [{ line: 24, column: 11, code: 'CYCLE' }, { line: 28, column: 11, code: 'CYCLE' }] });
-    expect(good).toMatchObject({ ok: true, sources: 3, operators: 8, sinks: 7, subtopologies: 3, diagnostics: [] });
+    expect(good).toMatchObject({ ok: true, sources: 3, operators: 8, sinks: 8, subtopologies: 3, diagnostics: [] });
   });
 
   it('reports a missing file', () => {
