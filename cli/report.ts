@@ -29,6 +29,7 @@ export interface AuditEvent {
   why: string;
   receiver: string | null;
   level: number | null;
+  started_at?: number | null;
 }
 
 /** One firing of one alert, from FIRING to RESOLVED, with what happened in between. */
@@ -108,19 +109,25 @@ export function buildReport(input: ReportInput): Report {
   const episodes: Episode[] = [];
   const pending = new Set<string>();
   let pendingOnly = 0;
+  const start = (e: AuditEvent, at: number): Episode => {
+    const n: Episode = { alert_id: e.alert_id, rule: e.rule, entity: e.entity, category: e.category || 'UNCLASSIFIED', priority: e.priority, fired_at: at, resolved_at: null, notified: [], acked: null, muted: [] };
+    episodes.push(n);
+    open.set(e.alert_id, n);
+    last.set(e.alert_id, n);
+    return n;
+  };
   for (const e of events) {
-    const ep = open.get(e.alert_id) ?? last.get(e.alert_id);
+    if (e.alert_id === '' || e.event.startsWith('INCIDENT_')) continue;
+    let ep = open.get(e.alert_id) ?? last.get(e.alert_id);
+    // Alerts that did not come from an alert rule (no FIRING event) start where they were first notified, at their starts_at.
+    if (ep === undefined && (e.event === 'NOTIFIED' || e.event === 'ESCALATED' || e.event === 'SILENCED' || e.event === 'INHIBITED')) ep = start(e, typeof e.started_at === 'number' ? e.started_at : e.timestamp);
     switch (e.event) {
       case 'PENDING':
         pending.add(e.alert_id);
         break;
       case 'FIRING': {
         pending.delete(e.alert_id);
-        if (open.has(e.alert_id)) break;
-        const n: Episode = { alert_id: e.alert_id, rule: e.rule, entity: e.entity, category: e.category || 'UNCLASSIFIED', priority: e.priority, fired_at: e.timestamp, resolved_at: null, notified: [], acked: null, muted: [] };
-        episodes.push(n);
-        open.set(e.alert_id, n);
-        last.set(e.alert_id, n);
+        if (!open.has(e.alert_id)) start(e, e.timestamp);
         break;
       }
       case 'RESOLVED':

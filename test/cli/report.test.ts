@@ -124,6 +124,14 @@ describe('vigil report', () => {
     expect(html).toContain('<td>alice 1970-01-01T00:12:00Z</td>');
   });
 
+  it('tracks alerts that came from elsewhere (no FIRING event) from their first notification, at their starts_at', () => {
+    const i = input();
+    i.audit = [ev('NOTIFIED', 'ext-x', 3 * MIN, { receiver: 'primary', level: 1, started_at: 2 * MIN }), ev('ACKED', 'ext-x', 5 * MIN, { who: 'eve', why: 'ok' })];
+    const r2 = buildReport(i);
+    expect(r2.episodes).toMatchObject([{ alert_id: 'ext-x', fired_at: 2 * MIN, resolved_at: null, acked: { by: 'eve' }, notified: [{ receiver: 'primary', level: 1 }] }]);
+    expect(r2.mtta).toMatchObject({ n: 1, mean: 3 * MIN });
+  });
+
   it('escapes what the audit trail carries into the page', () => {
     const i = input();
     i.audit.push(ev('FIRING', 'lat-<script>|x', 90 * MIN));

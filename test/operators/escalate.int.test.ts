@@ -2,6 +2,7 @@
 // - an escalation that falls due while the instance is down (SIGKILL) is paged after it restarts;
 // - an acknowledgement posted to the restarted instance's /ack endpoint goes through the ack topic
 //   and stops the escalation: the next level is never paged, and the audit topic says who acked;
+// - `vigil report` on its audit topic shows who was paged at which level and who acknowledged;
 // - `vigil ack` and `vigil silence add|list|expire` write and read their topics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { brokers, createTopics, uniqueName } from '../kafka.ts';
@@ -104,6 +105,12 @@ sinks:
       second.kill('SIGTERM');
       await exited(second);
     }
+    // vigil report on that audit topic: who was paged at which level, who acknowledged, MTTA.
+    const report = spawnVigil(['report', '--topic', audit, '--since', '1h'], env);
+    expect(await exited(report), report.output()).toBe(0);
+    const md = report.output();
+    expect(md).toMatch(/MTTA \(fired to first acknowledgement\): [\d.]+ s mean, .* \(1 alerts\)/);
+    expect(md).toMatch(/\| db-down \| DbDown \| db-1 \| 2 \| \S+ \| primary \(L1\) \S+; secondary \(L2, escalated\) \S+ \| alice \S+ \|/);
   });
 });
 
