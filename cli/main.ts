@@ -1,5 +1,6 @@
 // The `vigil` command line. Each command group lives in its own file and registers itself here.
 import { Command } from 'commander';
+import { redactText } from '../kernel/redact.ts';
 import { registerAlerting } from './alerting.ts';
 import { registerBacktest } from './backtest.ts';
 import { registerBench } from './bench.ts';
@@ -33,7 +34,7 @@ export async function main(argv: string[]): Promise<void> {
     await program.parseAsync(argv);
   } catch (err) {
     const e = err as Error & { format?: () => string };
-    process.stderr.write(`vigil: ${typeof e.format === 'function' ? e.format() : e.message}\n`);
+    process.stderr.write(`vigil: ${redactText(typeof e.format === 'function' ? e.format() : e.message)}\n`);
     process.exitCode = 1;
   }
 }

@@ -8,10 +8,13 @@ import type { Plan } from '../topology/types.ts';
 import { startRunner } from '../runtime/runner.ts';
 import type { Runner } from '../runtime/runner.ts';
 import { operatorRegistry } from '../operators/registry.ts';
+import { redactUrl } from '../kernel/redact.ts';
 
 export interface RunOptions {
   onFatal?: (error: Error) => void;
   metricsPort?: number;
+  /** Address /metrics, /health and /ack listen on (default 127.0.0.1; 0.0.0.0 for every interface). */
+  metricsHost?: string;
   /** Consumer group session timeout (ms): how long a dead instance keeps its partitions. */
   sessionTimeoutMs?: number;
   instanceId?: string;
@@ -33,16 +36,21 @@ export function registerRun(program: Command): void {
     .command('run <topology>')
     .description('run a topology file on Kafka until Ctrl-C (SIGINT/SIGTERM stop it gracefully)')
     .option('--metrics-port <port>', 'serve /metrics and /health on this port (0 = any free port)', '9464')
+    .option('--metrics-host <address>', 'the address /metrics, /health and /ack listen on (0.0.0.0: every interface, for a Prometheus on another host)', process.env.VIGIL_METRICS_HOST ?? '127.0.0.1')
     .option('--instance <id>', 'instance id for logs and client ids')
     .option('--session-timeout <ms>', 'consumer group session timeout: how long a dead instance keeps its partitions', '30000')
-    .action(async (file: string, o: { metricsPort: string; instance?: string; sessionTimeout: string }) => {
+    .action(async (file: string, o: { metricsPort: string; metricsHost: string; instance?: string; sessionTimeout: string }) => {
       const signal = untilSignal(); // a signal during start-up still stops gracefully once started
       const plan = planFile(file);
       const env = await connectEnvironment({});
+      // Outside producers need the registry: say where it is (credentials never printed).
+      if (env.embeddedRegistry !== undefined) process.stderr.write(`[vigil] schema registry (embedded) at ${env.embeddedRegistry.url}, topic ${env.embeddedRegistry.topic}\n`);
+      else process.stderr.write(`[vigil] schema registry at ${redactUrl(env.registryUrl)}\n`);
       let fatal!: (e: Error) => void;
       const failed = new Promise<Error>((r) => (fatal = r));
       const runner = await runPlan(env, plan, {
         metricsPort: Number(o.metricsPort),
+        metricsHost: o.metricsHost,
         instanceId: o.instance,
         sessionTimeoutMs: Number(o.sessionTimeout),
         onFatal: fatal,

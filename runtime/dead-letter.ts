@@ -2,6 +2,7 @@
 // and which input record it was. Nothing that fails is dropped silently.
 import type { OutRecord } from '../connectors/kafka-client.ts';
 import type { DeadLetter } from './task.ts';
+import { redactText } from '../kernel/redact.ts';
 
 export const DLQ_HEADERS = {
   stage: 'vigil.error.stage',
@@ -21,7 +22,7 @@ export function deadLetterRecord(topic: string, topology: string, dl: DeadLetter
   const headers: Record<string, string> = { ...(dl.input?.headers ?? {}) };
   headers[DLQ_HEADERS.stage] = dl.stage;
   headers[DLQ_HEADERS.reason] = dl.reason;
-  if (dl.detail) headers[DLQ_HEADERS.message] = dl.detail.slice(0, 4000);
+  if (dl.detail) headers[DLQ_HEADERS.message] = redactText(dl.detail).slice(0, 4000);
   if (dl.node) headers[DLQ_HEADERS.node] = dl.node;
   headers[DLQ_HEADERS.topology] = topology;
   if (dl.input) {

@@ -107,7 +107,8 @@ export async function serveMetrics(
   const addr = server.address();
   const actual = typeof addr === 'object' && addr ? addr.port : port;
   return {
-    url: `http://${host}:${actual}`,
+    // Listening on every interface: advertise loopback, which always reaches it.
+    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host}:${actual}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

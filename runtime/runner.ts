@@ -41,6 +41,7 @@ import { sinkKey } from './keys.ts';
 import { EngineMetrics, serveMetrics } from './metrics.ts';
 import type { ExtraHandler } from './metrics.ts';
 import { ackEndpoint } from './ack-endpoint.ts';
+import { redactText } from '../kernel/redact.ts';
 import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, timersChangelogTopic, upstreamTaskCounts } from './task.ts';
 import { GlobalTableReplica } from './global-tables.ts';
 import type { DeadLetter, InputRef } from './task.ts';
@@ -59,6 +60,8 @@ export interface RunnerOptions {
   instanceId?: string;
   /** Port for /metrics and /health (0 = a free port; undefined = no server). */
   metricsPort?: number;
+  /** Address the metrics server listens on (default 127.0.0.1). */
+  metricsHost?: string;
   log?: (line: string) => void;
   /** Wall-clock tick for punctuation, idle detection and metrics (ms). */
   tickMs?: number;
@@ -154,7 +157,9 @@ export class Runner {
     this.instanceId = opts.instanceId ?? randomUUID().slice(0, 8);
     this.client = new KafkaClient({ brokers: opts.brokers, clientId: `vigil-${this.groupId}-${this.instanceId}` });
     this.admin = this.client.admin();
-    this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
+    // Whatever a log line quotes (a client's error with a URL), credentials in URLs are redacted.
+    const write = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+    this.log = (l) => write(redactText(l));
   }
 
   get metricsUrl(): string | undefined {
@@ -196,7 +201,7 @@ export class Runner {
 
     if (this.opts.metricsPort !== undefined) {
       const ack = this.ackEndpoint();
-      this.metricsServer = await serveMetrics(this.metrics, { ready: () => this.ready(), status: () => this.status() }, this.opts.metricsPort, undefined, ack?.handler);
+      this.metricsServer = await serveMetrics(this.metrics, { ready: () => this.ready(), status: () => this.status() }, this.opts.metricsPort, this.opts.metricsHost, ack?.handler);
       this.log(`[vigil] metrics and health at ${this.metricsServer.url}/metrics ${this.metricsServer.url}/health`);
       if (ack !== undefined) this.log(`[vigil] acknowledgements at ${this.metricsServer.url}/ack/<alert or group id> (to ${ack.topic})`);
     }

@@ -2,6 +2,8 @@
 // Confluent-compatible registry server. One table of stable codes; every error is a class that
 // carries its code, so callers branch on `err.code` (or `instanceof`), never on messages.
 
+import { redactText } from '../kernel/redact.ts';
+
 /** Stable codes of the schemas layer. Never renumber or reuse a code. */
 export const SchemaErrorCode = {
   /** The first byte of a value is not the Confluent magic byte 0. */
@@ -80,7 +82,7 @@ export class UnknownSchemaIdError extends SchemaError {
     readonly registryUrl: string,
     options?: { cause?: unknown },
   ) {
-    super(`schema id ${schemaId} is not registered in the schema registry at ${registryUrl}`, options);
+    super(redactText(`schema id ${schemaId} is not registered in the schema registry at ${registryUrl}`), options);
   }
 }
 
@@ -141,7 +143,7 @@ export class RegistryUnavailableError extends SchemaError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`schema registry at ${registryUrl} is unavailable: ${reason}`, options);
+    super(redactText(`schema registry at ${registryUrl} is unavailable: ${reason}`), options);
   }
 }
 
@@ -155,7 +157,7 @@ export class RegisterSchemaError extends SchemaError {
     reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`cannot register a schema under subject ${subject} at ${registryUrl}: ${reason}`, options);
+    super(redactText(`cannot register a schema under subject ${subject} at ${registryUrl}: ${reason}`), options);
   }
 }
 
@@ -187,6 +189,7 @@ export class RegistryStoreError extends SchemaError {
 
 export const RestErrorCode = {
   BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
   NOT_FOUND: 404,
   METHOD_NOT_ALLOWED: 405,
   UNSUPPORTED_MEDIA_TYPE: 415,

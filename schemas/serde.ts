@@ -20,6 +20,7 @@ import avro from 'avsc';
 import type { Resolver, Type } from 'avsc';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { RecordSchema } from '../kernel/operator.ts';
+import { redactUrl, splitUserInfo } from '../kernel/redact.ts';
 import {
   AvroDecodeError,
   AvroEncodeError,
@@ -176,13 +177,15 @@ export class AvroSerde {
   private scratch = Buffer.allocUnsafe(64 * 1024);
 
   constructor(opts: AvroSerdeOptions) {
-    this.url = opts.url;
+    // Credentials in the URL go to the client as basic auth, never into messages.
+    this.url = redactUrl(opts.url);
+    const { url, auth } = splitUserInfo(opts.url);
     this.catalog = opts.catalog ?? new Map();
     this.compatibility = opts.compatibility ?? 'BACKWARD';
     this.unknownIdRetryMs = opts.unknownIdRetryMs ?? 10_000;
     this.client =
       opts.client ??
-      (new SchemaRegistry({ host: opts.url, clientId: opts.clientId ?? 'vigil' }) as unknown as RegistryClient);
+      (new SchemaRegistry({ host: url, clientId: opts.clientId ?? 'vigil', ...(auth !== undefined ? { auth } : {}) }) as unknown as RegistryClient);
   }
 
   // ------------------------------------------------------------------------------ registration

@@ -1,5 +1,5 @@
 // Vigil's schema registry: a Confluent-compatible REST server (AVRO only) whose state lives in a
-// compacted, single-partition Kafka topic (`_schemas` by default).
+// compacted, single-partition Kafka topic (`_vigil_schemas` by default).
 //
 // RECORD FORMAT of the topic. Keys and values are UTF-8 JSON; a null value is a tombstone.
 // Keys are written with the fixed property order shown (see ./records.ts).
@@ -42,7 +42,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { RegistryRestError, RegistryStoreError, RestErrorCode } from '../errors.ts';
 import {
   COMPATIBILITY_LEVELS,
@@ -73,8 +73,10 @@ export interface RegistryOptions {
   port?: number;
   /** Default 127.0.0.1. */
   host?: string;
-  /** Default `_schemas`. */
+  /** Default `_vigil_schemas` (not `_schemas`, which a Confluent Schema Registry on the same cluster uses). */
   topic?: string;
+  /** Basic auth: every request must carry these credentials. */
+  auth?: { username: string; password: string };
   clientId?: string;
   log?: (s: string) => void;
 }
@@ -95,9 +97,12 @@ const ACCEPTED_CONTENT_TYPES = [
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 const MAX_CLAIM_ATTEMPTS = 25;
 
+/** The embedded registry's storage topic: its own, so a Confluent Schema Registry on the same cluster (`_schemas`) is left alone. */
+export const DEFAULT_REGISTRY_TOPIC = '_vigil_schemas';
+
 /** Starts a registry; resolves once it has read its topic to the end and listens. */
 export async function startRegistry(opts: RegistryOptions): Promise<RegistryHandle> {
-  const topic = opts.topic ?? '_schemas';
+  const topic = opts.topic ?? DEFAULT_REGISTRY_TOPIC;
   const log = opts.log ?? (() => undefined);
   const state = new RegistryState();
   const kafkaLog = await KafkaLog.open({
@@ -112,7 +117,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RegistryHand
   let server: Server | undefined;
   try {
     await kafkaLog.catchUp(60_000);
-    const registry = new Registry(state, kafkaLog, log);
+    const registry = new Registry(state, kafkaLog, log, opts.auth);
     server = createServer((req, res) => void registry.handle(req, res));
     server.keepAliveTimeout = 5_000;
     const s = server;
@@ -199,16 +204,34 @@ class Registry {
   private readonly instance = randomUUID();
   private claimSeq = 0;
 
+  private readonly expectedAuth: Buffer | undefined;
+
   constructor(
     private readonly state: RegistryState,
     private readonly kafkaLog: KafkaLog,
     private readonly log: (s: string) => void,
-  ) {}
+    auth?: { username: string; password: string },
+  ) {
+    this.expectedAuth = auth === undefined ? undefined : Buffer.from(`Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`);
+  }
+
+  /** With basic auth configured: whether the request carries the credentials (compared in constant time). */
+  private authorized(req: IncomingMessage): boolean {
+    if (this.expectedAuth === undefined) return true;
+    const given = Buffer.from(req.headers.authorization ?? '');
+    return given.length === this.expectedAuth.length && timingSafeEqual(given, this.expectedAuth);
+  }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let status = 200;
     let payload: unknown;
     try {
+      if (!this.authorized(req)) {
+        req.resume();
+        res.writeHead(401, { 'content-type': REGISTRY_CONTENT_TYPE, 'www-authenticate': 'Basic realm="vigil-schema-registry"' });
+        res.end(JSON.stringify(new RegistryRestError(RestErrorCode.UNAUTHORIZED, 'Unauthorized: this registry needs basic auth').toBody()));
+        return;
+      }
       const request = await readRequest(req);
       payload = await this.route(request);
     } catch (err) {
