@@ -83,8 +83,20 @@ export class TopologyError extends VigilError {
   }
 }
 
+/** The longest message printed; values quoted in messages could be megabytes. */
+const MAX_MESSAGE = 1000;
+
+/**
+ * Text safe for a terminal: control characters (escape sequences that could forge output, NUL,
+ * line breaks inside a value) shown as \u escapes, and cut at `max` characters.
+ */
+export function printable(s: string, max = MAX_MESSAGE): string {
+  const cut = s.length > max ? `${s.slice(0, max)}… (${s.length - max} more characters)` : s;
+  return cut.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function formatDiagnostic(d: Diagnostic): string {
-  return `${d.file}:${d.line}:${d.column}: ${d.message}`;
+  return `${printable(d.file, 300)}:${d.line}:${d.column}: ${printable(d.message)}`;
 }
 
 export function formatDiagnostics(ds: readonly Diagnostic[]): string {
@@ -96,12 +108,18 @@ function compareDiagnostics(a: Diagnostic, b: Diagnostic): number {
   return a.line - b.line || a.column - b.column;
 }
 
+/** Words longer than this get no "did you mean". */
+const MAX_SUGGESTED = 200;
+
 /** "did you mean 'x'?" by edit distance; undefined when nothing is close. */
 export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  // Edit distance costs |word| x |candidate|: a huge word gets no suggestion (nothing is close to it anyway).
+  if (word.length > MAX_SUGGESTED) return undefined;
   let best: string | undefined;
   let bestDistance = Infinity;
   const lower = word.toLowerCase();
   for (const c of candidates) {
+    if (c.length > MAX_SUGGESTED) continue;
     const d = editDistance(lower, c.toLowerCase());
     if (d < bestDistance) {
       bestDistance = d;
@@ -139,3 +157,18 @@ function editDistance(a: string, b: string): number {
 
 /** Keys that must never be read or written through plain property access. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** A field name of an Avro schema (at any depth) that is a forbidden key, if any. */
+export function forbiddenFieldName(schema: unknown, depth = 0): string | undefined {
+  if (depth > 200 || schema === null || typeof schema !== 'object') return undefined;
+  const items = Array.isArray(schema) ? schema : Object.values(schema as Record<string, unknown>);
+  if (!Array.isArray(schema)) {
+    const fields = (schema as { fields?: unknown }).fields;
+    if (Array.isArray(fields)) for (const f of fields) if (f !== null && typeof f === 'object' && typeof (f as { name?: unknown }).name === 'string' && FORBIDDEN_KEYS.has((f as { name: string }).name)) return (f as { name: string }).name;
+  }
+  for (const x of items) {
+    const r = forbiddenFieldName(x, depth + 1);
+    if (r !== undefined) return r;
+  }
+  return undefined;
+}

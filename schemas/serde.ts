@@ -13,7 +13,7 @@
 // decode() throws SchemaNotCachedError (a marker) for an id nobody fetched yet, and
 // UnknownSchemaIdError for an id the registry does not know; encode() is synchronous once the
 // writer id is registered or fetched.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
@@ -21,6 +21,7 @@ import type { Resolver, Type } from 'avsc';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { RecordSchema } from '../kernel/operator.ts';
 import { redactUrl, splitUserInfo } from '../kernel/redact.ts';
+import { forbiddenFieldName } from '../kernel/diagnostics.ts';
 import {
   AvroDecodeError,
   AvroEncodeError,
@@ -48,6 +49,15 @@ export const HEADER_SIZE = 5;
 // ---------------------------------------------------------------------------------------------
 // Catalog
 
+/** Whether a path is a regular file (following links); false when it cannot be read. */
+export function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Full name of a record schema: `namespace.name`, or `name` when it is already dotted. */
 export function schemaFullName(schema: { name: string; namespace?: string }): string {
   return schema.name.includes('.') || !schema.namespace ? schema.name : `${schema.namespace}.${schema.name}`;
@@ -71,6 +81,8 @@ export function readSchemaFile(file: string): RecordSchema {
 }
 
 function checkRecordSchema(json: unknown, where: string): RecordSchema {
+  const forbidden = forbiddenFieldName(json);
+  if (forbidden !== undefined) throw new SchemaCatalogError(where, `'${forbidden}' is not allowed as a field name (decoded records would get it as their prototype)`);
   if (json === null || typeof json !== 'object' || (json as { type?: unknown }).type !== 'record') {
     throw new SchemaCatalogError(where, 'the top-level schema must be an Avro record ({"type": "record", ...})');
   }
@@ -113,7 +125,8 @@ export function addSchemaFiles(catalog: Map<string, RecordSchema>, files: Iterab
 export function loadSchemaCatalog(dir: string = SCHEMA_DIR): Map<string, RecordSchema> {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith('.avsc')).sort();
+    // Regular files only (symbolic links followed): a FIFO named *.avsc would block the read for ever.
+    names = readdirSync(dir).filter((n) => n.endsWith('.avsc') && isRegularFile(join(dir, n))).sort();
   } catch (err) {
     throw new SchemaCatalogError(dir, `cannot list schema files: ${(err as Error).message}`, { cause: err });
   }

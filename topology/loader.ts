@@ -18,7 +18,8 @@ import { refText } from './types.ts';
 import type { SinkDefinition } from '../kernel/sink.ts';
 import { outboxTopicName } from '../kernel/sink.ts';
 import { sinkRegistry } from '../connectors/sinks.ts';
-import { FORBIDDEN_KEYS, TopologyError, suggestion } from '../kernel/diagnostics.ts';
+import { isRegularFile } from '../schemas/serde.ts';
+import { forbiddenFieldName, FORBIDDEN_KEYS, TopologyError, suggestion } from '../kernel/diagnostics.ts';
 import type { Diagnostic, DiagnosticCode } from '../kernel/diagnostics.ts';
 import { describeValue, parseConfig } from '../kernel/spec.ts';
 import type { SpecContext } from '../kernel/spec.ts';
@@ -485,7 +486,7 @@ class Loader {
     const dir = this.opts.schemaDir ?? DEFAULT_SCHEMA_DIR;
     let files: string[] = [];
     try {
-      files = readdirSync(dir).filter((f) => f.endsWith('.avsc')).sort().map((f) => join(dir, f));
+      files = readdirSync(dir).filter((f) => f.endsWith('.avsc') && isRegularFile(join(dir, f))).sort().map((f) => join(dir, f));
     } catch (e) {
       this.diagAt(0, 'FILE_READ', `cannot read the schema directory ${dir}: ${(e as Error).message}`);
     }
@@ -512,6 +513,10 @@ class Loader {
         this.diagPath(path, 'value', 'PATH_NOT_ALLOWED', `'${p}' resolves outside the topology's directory`);
         return;
       }
+      if (!isRegularFile(real)) {
+        this.diagPath(path, 'value', 'FILE_READ', `'${p}' is not a regular file`);
+        return;
+      }
       this.loadSchemaFile(real, path);
     });
   }
@@ -531,6 +536,11 @@ class Loader {
     const bad = findForbiddenKey(json);
     if (bad !== undefined) {
       report('FORBIDDEN_KEY', `schema file ${file}: '${bad}' is not allowed as a key`);
+      return;
+    }
+    const field = forbiddenFieldName(json);
+    if (field !== undefined) {
+      report('FORBIDDEN_KEY', `schema file ${file}: '${field}' is not allowed as a field name (decoded records would get it as their prototype)`);
       return;
     }
     const found = new Map<string, AvroType>();
@@ -610,7 +620,10 @@ class Loader {
       const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
       this.diagAt(e.pos[0], 'YAML_SYNTAX', e.code === 'DUPLICATE_KEY' ? `duplicate key: ${msg}` : msg);
     }
-    if (doc.errors.length > 0) throw new TopologyError(this.diags);
+    // A %YAML 1.1 directive would switch the parser to 1.1 rules (010 is 8, yes is true).
+    const directive = (doc.directives as { yaml?: { explicit?: boolean; version?: string } } | undefined)?.yaml;
+    if (directive?.explicit === true && directive.version !== '1.2') this.diagAt(0, 'YAML_SYNTAX', `%YAML ${directive.version ?? '?'} is not supported: topology files are YAML 1.2 (remove the directive)`);
+    if (doc.errors.length > 0 || this.diags.length > 0) throw new TopologyError(this.diags);
     this.tagOffsets = collectTagOffsets(this.text);
     const root = this.toPlain(doc.contents as YamlNode | null, []);
     if (root === null || typeof root !== 'object' || Array.isArray(root)) {

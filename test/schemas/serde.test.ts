@@ -125,6 +125,7 @@ describe('schema catalog', () => {
       ['broken.avsc', '{"type": "record",', /not valid JSON/],
       ['string.avsc', '"string"', /must be an Avro record/],
       ['bad-type.avsc', JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'nope' }] }), /invalid Avro schema: undefined type name: nope/],
+      ['proto.avsc', JSON.stringify({ type: 'record', name: 'P', fields: [{ name: 'x', type: { type: 'record', name: 'Q', fields: [{ name: 'constructor', type: 'int' }] } }] }), /'constructor' is not allowed as a field name/],
     ];
     for (const [name, text, message] of cases) {
       const file = join(dir, name);

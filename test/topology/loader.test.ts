@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -426,6 +427,19 @@ sinks:
     expect(got[4]).toBe("3:61: [PATH_NOT_ALLOWED] 'notavsc.txt' is not an .avsc file");
   });
 
+  it('refuses a field named __proto__ (at any depth) and a schema "file" that is not a regular file, without blocking on a FIFO', () => {
+    const dir = dirWith({
+      'topology.yaml': topo('deep.avsc, fifo.avsc, sub.avsc', 'vigil.telemetry.MetricSample'),
+      'deep.avsc': JSON.stringify({ type: 'record', name: 'D', namespace: 'x', fields: [{ name: 'inner', type: { type: 'record', name: 'I', fields: [{ name: '__proto__', type: 'string' }] } }] }),
+      'sub.avsc/readme': 'a directory named like a schema',
+    });
+    execFileSync('mkfifo', [join(dir, 'fifo.avsc')]);
+    const got = problems(() => loadTopology(join(dir, 'topology.yaml'), { env: {} }));
+    expect(got[0]).toMatch(/^3:11: \[FORBIDDEN_KEY\] schema file .*deep\.avsc: '__proto__' is not allowed as a field name/);
+    expect(got[1]).toBe("3:22: [FILE_READ] 'fifo.avsc' is not a regular file");
+    expect(got[2]).toBe("3:33: [FILE_READ] 'sub.avsc' is not a regular file");
+  });
+
   it('refuses an extra schema that redefines a built-in type', () => {
     const dir = dirWith({
       'topology.yaml': topo('alert.avsc', 'vigil.telemetry.MetricSample'),
@@ -433,5 +447,50 @@ sinks:
     });
     const got = problems(() => loadTopology(join(dir, 'topology.yaml'), { env: {} }));
     expect(got[0]).toMatch(/^3:11: \[SCHEMA_INVALID\] schema file .*alert\.avsc: type vigil\.alerting\.Alert is already defined in .*schemas\/alert\.avsc$/);
+  });
+});
+
+describe('hostile input: directives, huge keys, control characters', () => {
+  const base = `version: 1
+name: t
+sources:
+  - { name: m, topic: m, schema: vigil.telemetry.MetricSample }
+sinks:
+  - { name: out, topic: out }
+`;
+
+  it('refuses a %YAML directive other than 1.2 (it would read 010 as 8), and accepts %YAML 1.2', () => {
+    expect(loadProblems(`%YAML 1.1\n---\n${base}`)).toEqual(['1:1: [YAML_SYNTAX] %YAML 1.1 is not supported: topology files are YAML 1.2 (remove the directive)']);
+    expect(loadProblems(`%YAML 1.2\n---\n${base}`)).toEqual([]);
+  });
+
+  it('answers a huge unknown key at once, without a suggestion, and cuts the message', () => {
+    const key = 'k'.repeat(2_000_000);
+    const got = problems(() => load(`${base}? ${key}\n: 1\n`));
+    expect(got).toHaveLength(1);
+    expect(got[0]!).toMatch(/^7:3: \[UNKNOWN_FIELD\] /);
+    expect(got[0]!).not.toMatch(/did you mean/);
+    const e = (() => {
+      try {
+        load(`${base}? ${key}\n: 1\n`);
+      } catch (x) {
+        return x as TopologyError;
+      }
+      throw new Error('loaded');
+    })();
+    expect(e.format().length).toBeLessThan(2000);
+  });
+
+  it('prints control characters in values escaped, so a value cannot forge terminal output', () => {
+    const e = (() => {
+      try {
+        load(base.replace('name: t', 'name: "t\\u001b[2K\\rOK topology.yaml"'));
+      } catch (x) {
+        return x as TopologyError;
+      }
+      throw new Error('loaded');
+    })();
+    expect(e.format()).not.toMatch(/[\u0000-\u0008\u000b-\u001f]/);
+    expect(e.format()).toContain('\\u001b');
   });
 });
