@@ -161,9 +161,10 @@ describe('stateful processing survives crashes', () => {
       expect(watch.windows(), 'paused mid-stream').toBeLessThan(sc.expected.size);
       zombie.kill('SIGCONT');
       const got = await finish(watch, sc, () => zombie.output() + survivor!.output(), producing);
+      // What must hold, whatever the zombie did once resumed (tried to commit and was fenced, or
+      // rejoined the group first, depending on load): every window exactly once, so nothing of its
+      // stale transaction became visible to read_committed consumers.
       expectExactly(got, sc);
-      // Resumed, the zombie tried to commit its transaction and was refused (fenced).
-      expect(zombie.output()).toMatch(/transaction of task \d+_\d+ failed/);
     } finally {
       zombie.kill('SIGCONT');
       zombie.kill('SIGTERM');
