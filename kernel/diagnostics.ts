@@ -33,7 +33,7 @@ export const diagnosticCodes = {
   EXPR_FUNCTION: 'An unknown function, or a function called with the wrong number or kind of arguments.',
   EXPR_FORBIDDEN: 'An expression path through __proto__, constructor or prototype.',
   COPARTITION: "A sub-topology's input topics have different partition counts.",
-  TOPIC_NAME: 'An internal topic name that is too long or collides with a topic of the file.',
+  TOPIC_NAME: 'A topic name Kafka refuses (`.`, `..`, or one colliding with another as `a.b` and `a_b` do), or an internal topic name that is too long or collides with a topic of the file.',
 } as const;
 
 export type DiagnosticCode = keyof typeof diagnosticCodes;

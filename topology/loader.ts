@@ -663,7 +663,7 @@ class Loader {
     const sinkDefs = this.buildSinks(sinks, sources, ops, name);
     this.checkUnused(sources, ops, sinks);
     const deadLetterTopic = (cfg.dead_letter_topic as string | undefined) ?? `${name}.dlq`;
-    this.checkTopics(sources, sinkDefs, deadLetterTopic);
+    this.checkTopics(sources, sinkDefs, deadLetterTopic, ops);
 
     if (this.diags.length > 0) throw new TopologyError(this.diags);
     return {
@@ -1165,7 +1165,39 @@ class Loader {
     return t;
   }
 
-  private checkTopics(sources: SourceEntry[], sinks: SinkDef[], dlq: string): void {
+  private checkTopics(sources: SourceEntry[], sinks: SinkDef[], dlq: string, ops: OpEntry[]): void {
+    // Names Kafka refuses, and names that collide in Kafka's metrics ('.' and '_' are the same there).
+    const named: Array<{ topic: string; path: Path }> = [];
+    sources.forEach((s) => s.def !== undefined && named.push({ topic: s.def.topic, path: ['sources', s.index, 'topic'] }));
+    for (const s of sinks) if (s.deliver === undefined) named.push({ topic: s.topic, path: ['sinks', this.sinkIndex.get(s.name) ?? -1, 'topic'] });
+    named.push({ topic: dlq, path: ['dead_letter_topic'] });
+    const byMetricName = new Map<string, string>();
+    for (const n of named) {
+      if (n.topic === '.' || n.topic === '..') {
+        this.diagPath(n.path, 'value', 'TOPIC_NAME', `Kafka refuses '${n.topic}' as a topic name`);
+        continue;
+      }
+      const key = n.topic.replace(/\./g, '_');
+      const other = byMetricName.get(key);
+      if (other !== undefined && other !== n.topic) this.diagPath(n.path, 'value', 'TOPIC_NAME', `topics '${other}' and '${n.topic}' collide in Kafka ('.' and '_' are the same in its metric names): Kafka refuses to create the second`);
+      else byMetricName.set(key, n.topic);
+    }
+    // A sink writing the topic of a source upstream of it feeds its own input: an endless loop.
+    const sourceByName = new Map<string, SourceDef>();
+    for (const s of sources) if (s.def !== undefined) sourceByName.set(s.def.name, s.def);
+    const opByName = new Map<string, OpEntry>();
+    for (const o of ops) if (o.name !== undefined) opByName.set(o.name, o);
+    const upstream = (name: string, seen: Set<string>): SourceDef[] => {
+      if (seen.has(name)) return [];
+      seen.add(name);
+      const src = sourceByName.get(name);
+      if (src !== undefined) return [src];
+      return (opByName.get(name)?.from ?? []).flatMap((r) => upstream(r.name, seen));
+    };
+    for (const s of sinks) {
+      const loop = upstream(s.from.name, new Set()).find((src) => src.topic === s.topic);
+      if (loop !== undefined) this.diagPath(['sinks', this.sinkIndex.get(s.name) ?? -1, 'topic'], 'value', 'TOPIC_CONFLICT', `sink '${s.name}' writes topic '${s.topic}', which source '${loop.name}' upstream of it reads: every record would come back for ever`);
+    }
     const readers = new Map<string, SourceDef>();
     for (const s of sources) {
       const d = s.def;

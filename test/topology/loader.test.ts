@@ -494,3 +494,29 @@ sinks:
     expect(e.format()).toContain('\\u001b');
   });
 });
+
+describe('topics Kafka refuses, and loops through a topic', () => {
+  it("refuses '.' and '..', names that collide in Kafka's metrics, and a sink writing a topic its own input comes from", () => {
+    const got = loadProblems(`version: 1
+name: t
+sources:
+  - { name: a, topic: "..", schema: vigil.telemetry.MetricSample }
+  - { name: b, topic: m.x, schema: vigil.telemetry.MetricSample }
+operators:
+  - { name: f, type: filter, from: b, where: value > 1 }
+  - { name: g, type: filter, from: a, where: value > 1 }
+sinks:
+  - { name: loop, from: f, topic: m.x }
+  - { name: clash, from: g, topic: m_x }
+`);
+    expect(got).toEqual([
+      "4:23: [TOPIC_NAME] Kafka refuses '..' as a topic name",
+      "10:35: [TOPIC_CONFLICT] sink 'loop' writes topic 'm.x', which source 'b' upstream of it reads: every record would come back for ever",
+      "11:36: [TOPIC_NAME] topics 'm.x' and 'm_x' collide in Kafka ('.' and '_' are the same in its metric names): Kafka refuses to create the second",
+    ]);
+  });
+
+  it('accepts a topic written by one branch and read back by another (the demo reads its alerts back for the router)', () => {
+    expect(loadProblems(readFileSync(DEMO, 'utf8'))).toEqual([]);
+  });
+});
