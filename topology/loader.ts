@@ -19,6 +19,7 @@ import type { SinkDefinition } from '../kernel/sink.ts';
 import { outboxTopicName } from '../kernel/sink.ts';
 import { sinkRegistry } from '../connectors/sinks.ts';
 import { isRegularFile } from '../schemas/serde.ts';
+import { generatedSchemaName } from '../kernel/names.ts';
 import { forbiddenFieldName, FORBIDDEN_KEYS, TopologyError, suggestion } from '../kernel/diagnostics.ts';
 import type { Diagnostic, DiagnosticCode } from '../kernel/diagnostics.ts';
 import { describeValue, parseConfig } from '../kernel/spec.ts';
@@ -830,6 +831,15 @@ class Loader {
     for (const s of sources) visit(s.name, 'source', ['sources', s.index]);
     for (const o of ops) visit(o.name, 'operator', ['operators', o.index]);
     for (const s of sinks) visit(s.name, 'sink', ['sinks', s.index]);
+    // Operators' generated output schemas are named after them: two names must not give one schema name.
+    const generated = new Map<string, string>();
+    for (const o of ops) {
+      if (o.name === undefined) continue;
+      const g = generatedSchemaName(o.name);
+      const prev = generated.get(g);
+      if (prev !== undefined && prev !== o.name) this.diagPath(['operators', o.index, 'name'], 'value', 'DUPLICATE_NAME', `operators '${prev}' and '${o.name}' would both name their output schema ${g}: rename one`);
+      else generated.set(g, o.name);
+    }
   }
 
   /**

@@ -520,3 +520,19 @@ sinks:
     expect(loadProblems(readFileSync(DEMO, 'utf8'))).toEqual([]);
   });
 });
+
+describe('generated schema names', () => {
+  it('refuses two operator names that give one generated schema name', () => {
+    const got = loadProblems(`version: 1
+name: t
+sources:
+  - { name: m, topic: m, schema: vigil.telemetry.MetricSample }
+operators:
+  - { name: a-b, type: filter, where: value > 1 }
+  - { name: aB, type: filter, where: value > 2 }
+sinks:
+  - { name: out, topic: out }
+`);
+    expect(got).toEqual(["7:13: [DUPLICATE_NAME] operators 'a-b' and 'aB' would both name their output schema vigil.generated.AB: rename one"]);
+  });
+});
