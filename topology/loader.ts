@@ -5,7 +5,7 @@
 // allowlist of whoever runs Vigil (never one the file declares); file paths are only taken by
 // `schemas:` and must stay inside the file's directory. Every problem is collected with its line
 // and column and thrown together as one TopologyError.
-import { readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
@@ -226,17 +226,54 @@ function pathKey(p: Path): string {
 
 /** Reads and loads a topology file; throws TopologyError listing every problem. */
 export function loadTopology(file: string, opts: LoadOptions): Topology {
-  let text: string;
+  const refuse = (message: string, line = 1, column = 1): never => {
+    throw new TopologyError([{ file, line, column, code: 'FILE_READ', message }]);
+  };
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    const st = statSync(file);
+    // A FIFO or device would block the read; a huge file is not a topology.
+    if (!st.isFile()) refuse('the topology file is not a regular file');
+    if (st.size > MAX_TOPOLOGY_BYTES) refuse(`the topology file is ${st.size} bytes; topology files are at most ${MAX_TOPOLOGY_BYTES} bytes`);
+    bytes = readFileSync(file);
   } catch (e) {
-    throw new TopologyError([{ file, line: 1, column: 1, code: 'FILE_READ', message: `cannot read the topology file: ${(e as Error).message}` }]);
+    if (e instanceof TopologyError) throw e;
+    return refuse(`cannot read the topology file: ${(e as Error).message}`);
   }
-  return parseTopology(text, file, opts);
+  return parseTopology(decodeTopologyText(bytes, refuse), file, opts);
+}
+
+/** Topology files are at most this large. */
+const MAX_TOPOLOGY_BYTES = 4 * 1024 * 1024;
+
+/** The text of a topology file: UTF-8 only, said so when it is UTF-16 or not valid UTF-8. */
+function decodeTopologyText(bytes: Buffer, refuse: (message: string, line?: number, column?: number) => never): string {
+  const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff) || (bytes.length >= 2 && (bytes[0] === 0) !== (bytes[1] === 0));
+  if (utf16) refuse('the topology file is UTF-16 (or another wide encoding): save it as UTF-8');
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    // Where: the first replacement character of a lenient decode (line and column in the text).
+    const lenient = bytes.toString('utf8');
+    const { line, col } = linePos(lenient, Math.max(0, lenient.indexOf('\ufffd')));
+    return refuse('the topology file is not valid UTF-8: save it as UTF-8', line, col);
+  }
+}
+
+/** Line and column (1-based) of an offset in a text. */
+function linePos(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  for (let i = text.indexOf('\n'); i >= 0 && i < offset; i = text.indexOf('\n', i + 1)) line++;
+  return { line, col: offset - (text.lastIndexOf('\n', offset - 1) + 1) + 1 };
 }
 
 /** Loads a topology from its text; `file` names it in diagnostics and anchors relative paths. */
 export function parseTopology(text: string, file: string, opts: LoadOptions): Topology {
+  const nul = text.indexOf('\u0000');
+  if (nul >= 0) {
+    const { line, col } = linePos(text, nul);
+    throw new TopologyError([{ file, line, column: col, code: 'YAML_SYNTAX', message: 'a NUL character: a topology file is text' }]);
+  }
   return new Loader(text, file, opts).load();
 }
 

@@ -311,7 +311,7 @@ sinks:
 
   it('reports an unreadable file', () => {
     expect(problems(() => loadTopology('/nonexistent/vigil.yaml'))).toEqual([
-      "1:1: [FILE_READ] cannot read the topology file: ENOENT: no such file or directory, open '/nonexistent/vigil.yaml'",
+      "1:1: [FILE_READ] cannot read the topology file: ENOENT: no such file or directory, stat '/nonexistent/vigil.yaml'",
     ]);
   });
 
@@ -534,5 +534,28 @@ sinks:
   - { name: out, topic: out }
 `);
     expect(got).toEqual(["7:13: [DUPLICATE_NAME] operators 'a-b' and 'aB' would both name their output schema vigil.generated.AB: rename one"]);
+  });
+});
+
+describe('odd files and encodings', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vigil-odd-'));
+  const write = (name: string, bytes: Buffer | string): string => {
+    writeFileSync(join(dir, name), bytes);
+    return join(dir, name);
+  };
+  const located = (file: string): string[] => problems(() => loadTopology(file, { env: {} })).map((p) => p.replace(/^(\d+:\d+): /, '$1 '));
+
+  it('names the encoding: UTF-16 (with or without a byte-order mark), invalid UTF-8 at its line and column, a NUL where it is', () => {
+    expect(located(write('bom16.yaml', Buffer.from('\ufeffversion: 1\n', 'utf16le')))).toEqual(['1:1 [FILE_READ] the topology file is UTF-16 (or another wide encoding): save it as UTF-8']);
+    expect(located(write('raw16.yaml', Buffer.from('version: 1\n', 'utf16le')))).toEqual(['1:1 [FILE_READ] the topology file is UTF-16 (or another wide encoding): save it as UTF-8']);
+    expect(located(write('latin1.yaml', Buffer.from('version: 1\nname: "caf\xe9"\n', 'latin1')))).toEqual(['2:11 [FILE_READ] the topology file is not valid UTF-8: save it as UTF-8']);
+    expect(located(write('nul.yaml', 'version: 1\nna\u0000me: t\n'))).toEqual(['2:3 [YAML_SYNTAX] a NUL character: a topology file is text']);
+  });
+
+  it('refuses a FIFO (without blocking) and a directory as the topology file', () => {
+    execFileSync('mkfifo', [join(dir, 'fifo.yaml')]);
+    expect(located(join(dir, 'fifo.yaml'))).toEqual(['1:1 [FILE_READ] the topology file is not a regular file']);
+    mkdirSync(join(dir, 'd.yaml'));
+    expect(located(join(dir, 'd.yaml'))).toEqual(['1:1 [FILE_READ] the topology file is not a regular file']);
   });
 });
