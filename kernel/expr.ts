@@ -16,6 +16,8 @@
 //   postfix := primary ('.' name | '[' expr ']')*
 //   primary := number | string | true | false | null | name | name '(' args ')' | '(' expr ')'
 //            | '[' items ']' | '{' (key ':' expr),* '}'
+import { linearRegex } from './regex.ts';
+import type { LinearRegex } from './regex.ts';
 import type { AvroType, RecordSchema } from './schema.ts';
 import type { ConfigIssue } from './spec.ts';
 import { ExpressionError, FORBIDDEN_KEYS, suggestion } from './diagnostics.ts';
@@ -1074,7 +1076,7 @@ const FUNCTION_LIST: FunctionSpec[] = [
   {
     name: 'matches',
     signature: 'matches(s: string, pattern: "literal" [, flags: "literal"]) -> boolean',
-    doc: 'Whether the string matches the JavaScript regular expression (searched, not anchored: use ^...$). The pattern and the flags (i, m, s, u) must be string literals; the regex is compiled once.',
+    doc: 'Whether the string matches the regular expression (RE2 syntax, as in Prometheus: linear time, no backreferences or lookaround; searched, not anchored: use ^...$). The pattern and the flags (i, m, s, u) must be string literals; the regex is compiled once.',
     min: 2,
     max: 3,
     compile(args, check) {
@@ -1087,9 +1089,9 @@ const FUNCTION_LIST: FunctionSpec[] = [
         if (!f.isConst || typeof f.value !== 'string' || !/^[imsu]*$/.test(f.value)) fail('EXPR_FUNCTION', 'matches() takes flags as a string literal of i, m, s, u (e.g. "i")', f.start);
         flags = f.value;
       }
-      let re: RegExp;
+      let re: LinearRegex;
       try {
-        re = new RegExp(p.value, flags);
+        re = linearRegex(p.value, flags);
       } catch (e) {
         return fail('EXPR_FUNCTION', `invalid regular expression: ${(e as Error).message}`, p.start);
       }

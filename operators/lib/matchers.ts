@@ -3,6 +3,8 @@
 // not have matches as the empty string, and regular expressions are anchored at both ends, as in
 // Alertmanager.
 import type { LabelSet } from '../../kernel/labels.ts';
+import { linearRegex } from '../../kernel/regex.ts';
+import type { LinearRegex } from '../../kernel/regex.ts';
 
 export type MatchOp = '=' | '!=' | '=~' | '!~';
 
@@ -10,7 +12,7 @@ export interface Matcher {
   name: string;
   op: MatchOp;
   value: string;
-  re?: RegExp;
+  re?: LinearRegex;
 }
 
 /** Longest value a matcher may hold (a regular expression included). */
@@ -35,7 +37,8 @@ export function parseMatcher(src: string): Matcher {
   if (value.length > MAX_MATCHER_VALUE) throw new Error(`the value of matcher '${name}' is longer than ${MAX_MATCHER_VALUE} characters`);
   if (op === '=~' || op === '!~') {
     try {
-      return { name, op, value, re: new RegExp(`^(?:${value})$`, 'su') };
+      // RE2, as Alertmanager's: linear time, whatever a silence from a topic holds.
+      return { name, op, value, re: linearRegex(`^(?:${value})$`, 's') };
     } catch (e) {
       throw new Error(`matcher '${short(src)}': invalid regular expression: ${(e as Error).message}`);
     }

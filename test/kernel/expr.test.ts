@@ -263,7 +263,9 @@ describe('expressions: compile-time errors', () => {
     ['lower(value)', 'EXPR_FUNCTION', 6, "lower() needs a string as argument 1, but 'value' is double"],
     ['lower(unit)', 'EXPR_TYPE', 6, `lower(): 'unit' may be null (string | null); give a default with ??, e.g. (unit ?? "")`],
     ['matches(host, name)', 'EXPR_FUNCTION', 14, 'matches() needs the pattern as a string literal, e.g. matches(message, "timeout|refused")'],
-    ['matches(host, "(")', 'EXPR_FUNCTION', 14, 'invalid regular expression: Invalid regular expression: /(/: Unterminated group'],
+    ['matches(host, "(")', 'EXPR_FUNCTION', 14, 'invalid regular expression: missing closing ): `(`'],
+    ['matches(host, "(a)\\\\1")', 'EXPR_FUNCTION', 14, 'invalid regular expression: invalid escape sequence: `\\1`'],
+    ['matches(host, "a(?=b)")', 'EXPR_FUNCTION', 14, 'invalid regular expression: invalid or unsupported Perl syntax: `(?=`'],
     ['matches(host, "a", "g")', 'EXPR_FUNCTION', 19, 'matches() takes flags as a string literal of i, m, s, u (e.g. "i")'],
     ['round(value, host)', 'EXPR_FUNCTION', 13, 'round() takes the number of digits as an integer literal from 0 to 15'],
     ['a.b(1)', 'EXPR_SYNTAX', 2, 'methods are not supported: call b(...) as a function'],
@@ -305,6 +307,15 @@ describe('expressions: safety', () => {
       'lower', 'upper', 'len', 'contains', 'starts_with', 'ends_with', 'matches', 'abs', 'round', 'floor', 'ceil', 'min', 'max', 'coalesce', 'concat', 'string', 'number',
     ]);
     for (const f of expressionFunctions) expect(f.doc.length).toBeGreaterThan(10);
+  });
+
+  it('matches in linear time: a pattern that backtracks exponentially in JavaScript answers at once, per record and folded at load', () => {
+    const evil = `${'a'.repeat(5000)}!`;
+    const c = compileExpression('matches(message, "(a+)+$")', log);
+    expect(c.evaluate({ ...line, message: evil })).toBe(false);
+    expect(c.evaluate({ ...line, message: 'aaa' })).toBe(true);
+    const folded = compileExpression(`matches("${evil}", "(a|aa)+$")`, log);
+    expect(folded.evaluate(line)).toBe(false);
   });
 
   it('compiles the regex once', () => {
