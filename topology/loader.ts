@@ -243,6 +243,11 @@ export function loadTopology(file: string, opts: LoadOptions): Topology {
   return parseTopology(decodeTopologyText(bytes, refuse), file, opts);
 }
 
+/** How deep mappings and lists may nest in a topology file. */
+const MAX_NESTING = 64;
+/** Operators in one topology at most (chains are walked recursively). */
+const MAX_OPERATORS = 1000;
+
 /** Topology files are at most this large. */
 const MAX_TOPOLOGY_BYTES = 4 * 1024 * 1024;
 
@@ -376,6 +381,11 @@ class Loader {
     const loc: Loc = { keyNode, valueNode: node ?? undefined };
     this.locs.set(pathKey(path), loc);
     if (node === null) return null;
+    if (path.length > MAX_NESTING && (isMap(node) || isSeq(node))) {
+      this.diagAt(node.range![0], 'INVALID_VALUE', `nested deeper than ${MAX_NESTING} levels: a topology file is not that deep`);
+      this.poison(path);
+      return undefined;
+    }
     if (isAlias(node)) {
       this.diagAt(node.range![0], 'YAML_ALIAS', `aliases (*${node.source}) are not supported: write the value out`);
       this.poison(path);
@@ -655,7 +665,9 @@ class Loader {
   load(): Topology {
     const doc = parseDocument(this.text, { lineCounter: this.lc, merge: false, uniqueKeys: true, prettyErrors: false, keepSourceTokens: true, version: '1.2' });
     for (const e of doc.errors) {
-      const msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      let msg = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      // The YAML parser itself recursing too deep: say what it means.
+      if (/Maximum call stack size exceeded/.test(msg)) msg = `nested too deeply (at most ${MAX_NESTING} levels)`;
       this.diagAt(e.pos[0], 'YAML_SYNTAX', e.code === 'DUPLICATE_KEY' ? `duplicate key: ${msg}` : msg);
     }
     // A %YAML 1.1 directive would switch the parser to 1.1 rules (010 is 8, yes is true).
@@ -791,6 +803,10 @@ class Loader {
   }
 
   private loadOperatorEntries(items: unknown[]): OpEntry[] {
+    if (items.length > MAX_OPERATORS) {
+      this.diagPath(['operators'], 'key', 'INVALID_VALUE', `${items.length} operators: a topology has at most ${MAX_OPERATORS} (split it into several topologies joined by topics)`);
+      throw new TopologyError(this.diags);
+    }
     return items.map((raw, index) => {
       const path: Path = ['operators', index];
       const entry: OpEntry = { index, raw, rawConfig: {}, fromItems: [], from: [], fromExplicit: false, at: this.position(path) };

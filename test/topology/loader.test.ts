@@ -559,3 +559,25 @@ describe('odd files and encodings', () => {
     expect(located(join(dir, 'd.yaml'))).toEqual(['1:1 [FILE_READ] the topology file is not a regular file']);
   });
 });
+
+describe('depth and size limits, located', () => {
+  const head = `version: 1
+name: t
+sources:
+  - { name: m, topic: m, schema: vigil.telemetry.MetricSample }
+operators:
+`;
+  const tail = 'sinks:\n  - { name: out, topic: out }\n';
+
+  it('refuses more than 1000 operators at once, and plans a chain of 1000', () => {
+    const ops = (n: number) => Array.from({ length: n }, (_, i) => `  - { name: f${i}, type: filter, where: value > 1 }\n`).join('');
+    expect(loadProblems(head + ops(10_000) + tail)).toEqual(['5:1: [INVALID_VALUE] 10000 operators: a topology has at most 1000 (split it into several topologies joined by topics)']);
+    expect(loadProblems(head + ops(1000) + tail)).toEqual([]);
+  });
+
+  it('refuses nesting deeper than 64 levels, in block or flow style, where it is', () => {
+    expect(loadProblems(`${head}  - { name: f, type: filter, where: value > 1, x: ${'['.repeat(100)}${']'.repeat(100)} }\n${tail}`)).toContainEqual(expect.stringMatching(/^6:\d+: \[INVALID_VALUE\] nested deeper than 64 levels: a topology file is not that deep$/));
+    const deep = loadProblems(`${head}  - { name: f, type: filter, where: value > 1, x: ${'['.repeat(20_000)}${']'.repeat(20_000)} }\n${tail}`);
+    expect(deep).toContainEqual(expect.stringMatching(/^6:\d+: \[(YAML_SYNTAX|INVALID_VALUE)\] nested (too deeply \(at most 64 levels\)|deeper than 64 levels)/));
+  });
+});
