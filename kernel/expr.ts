@@ -107,6 +107,7 @@ function tokenize(src: string): Token[] {
       const text = src.slice(start, i);
       const value = Number(text);
       if (isInt && !Number.isSafeInteger(value)) fail('EXPR_SYNTAX', `integer ${text} is too large (max ${Number.MAX_SAFE_INTEGER})`, start);
+      if (!Number.isFinite(value)) fail('EXPR_SYNTAX', `number ${text.length > 40 ? `${text.slice(0, 40)}…` : text} is too large for a double`, start);
       out.push({ kind: 'num', text, value, isInt, start, end: i });
       continue;
     }

@@ -111,10 +111,14 @@ const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3
 /** Source of the JSON-Schema pattern of duration strings. */
 export const DURATION_PATTERN = '^(\\d+(\\.\\d+)?(ms|s|m|h|d))+$';
 
+/** The longest duration a topology may give: 100 years (event times are epoch milliseconds). */
+export const MAX_DURATION_MS = 36_500 * 86_400_000;
+
 /** "500ms", "30s", "5m", "2h", "1d", "1m30s", or a number of ms -> milliseconds; a string on error. */
 export function parseDuration(v: unknown): number | { error: string } {
   if (typeof v === 'number') {
     if (!Number.isInteger(v) || v < 0) return { error: `a duration in milliseconds must be a whole number >= 0, got ${v}` };
+    if (v > MAX_DURATION_MS) return { error: `a duration of ${v} ms is beyond any date: at most ${MAX_DURATION_MS / 86_400_000} days` };
     return v;
   }
   if (typeof v !== 'string') return { error: `expected a duration like 500ms, 30s, 5m, 2h, 1d, got ${describeValue(v)}` };
@@ -132,6 +136,7 @@ export function parseDuration(v: unknown): number | { error: string } {
   }
   if (s.length === 0) return { error: 'empty duration' };
   const ms = Math.round(total * 1000) / 1000;
+  if (!Number.isFinite(ms) || ms > MAX_DURATION_MS) return { error: `duration '${String(v).slice(0, 40)}' is beyond any date: at most ${MAX_DURATION_MS / 86_400_000}d` };
   if (!Number.isInteger(ms)) return { error: `duration '${v}' is not a whole number of milliseconds` };
   return ms;
 }

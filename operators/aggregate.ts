@@ -30,6 +30,8 @@ import { describeWindow, fixedWindowStarts, isoOrRaw, maxFixedWindows } from './
 import { badFieldName, isAvroName } from './lib/fields.ts';
 
 export const WINDOW_TYPES = ['tumbling', 'hopping', 'sliding', 'session'] as const;
+/** Hopping windows a record may fall into at most (size / advance): each is state and work per record. */
+const MAX_HOPPING_WINDOWS = 1000;
 export type WindowType = (typeof WINDOW_TYPES)[number];
 
 export interface AggregateWindowConfig {
@@ -208,6 +210,8 @@ function buildPlan(config: AggregateConfig, input: RecordSchema, name: string): 
       }
       if (w.type === 'hopping' && w.size !== undefined && w.advance !== undefined && w.advance > w.size) {
         issues.push({ path: ['window', 'advance'], code: 'INVALID_VALUE', message: `'advance' (${w.advance}ms) must not exceed 'size' (${w.size}ms): records between windows would be dropped` });
+      } else if (w.type === 'hopping' && w.size !== undefined && w.advance !== undefined && w.advance >= 1 && w.size / w.advance > MAX_HOPPING_WINDOWS) {
+        issues.push({ path: ['window', 'advance'], code: 'INVALID_VALUE', message: `'advance' (${w.advance}ms) puts every record in ${Math.ceil(w.size / w.advance)} windows of ${w.size}ms; at most ${MAX_HOPPING_WINDOWS}: advance by ${Math.ceil(w.size / MAX_HOPPING_WINDOWS)}ms or more` });
       }
     }
   }

@@ -266,6 +266,7 @@ describe('expressions: compile-time errors', () => {
     ['matches(host, "(")', 'EXPR_FUNCTION', 14, 'invalid regular expression: missing closing ): `(`'],
     ['matches(host, "(a)\\\\1")', 'EXPR_FUNCTION', 14, 'invalid regular expression: invalid escape sequence: `\\1`'],
     ['matches(host, "a(?=b)")', 'EXPR_FUNCTION', 14, 'invalid regular expression: invalid or unsupported Perl syntax: `(?=`'],
+    [`value > 1${'0'.repeat(400)}.5`, 'EXPR_SYNTAX', 8, `number 1${'0'.repeat(39)}… is too large for a double`],
     ['matches(host, "a", "g")', 'EXPR_FUNCTION', 19, 'matches() takes flags as a string literal of i, m, s, u (e.g. "i")'],
     ['round(value, host)', 'EXPR_FUNCTION', 13, 'round() takes the number of digits as an integer literal from 0 to 15'],
     ['a.b(1)', 'EXPR_SYNTAX', 2, 'methods are not supported: call b(...) as a function'],

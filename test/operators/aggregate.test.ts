@@ -106,6 +106,11 @@ describe('aggregate: config, schema and declarations', () => {
     expect(issuesOf({ ...tumbling(), window: { type: 'hopping', size: '1m', advance: '2m' } })).toEqual([
       "window.advance: 'advance' (120000ms) must not exceed 'size' (60000ms): records between windows would be dropped",
     ]);
+    // A day advancing by a millisecond: 86 million windows per record.
+    expect(issuesOf({ ...tumbling(), window: { type: 'hopping', size: '1d', advance: '1ms' } })).toEqual([
+      "window.advance: 'advance' (1ms) puts every record in 86400000 windows of 86400000ms; at most 1000: advance by 86400ms or more",
+    ]);
+    expect(issuesOf({ ...tumbling(), window: { type: 'tumbling', size: '999999999d' } })).toEqual([expect.stringMatching(/^window.size: .*beyond any date: at most 36500d/)]);
     expect(issuesOf({ ...tumbling(), window: { type: 'rolling', size: '1m' } })).toEqual([expect.stringMatching(/must be one of tumbling, hopping, sliding, session/)]);
     expect(issuesOf({ ...tumbling(), aggregations: { m: { fn: 'mean', field: 'host' } } })).toEqual([
       "aggregations.m.field: 'mean' needs a numeric field, but 'host' is string",
