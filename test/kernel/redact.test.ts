@@ -7,7 +7,7 @@ describe('redaction', () => {
   it('redacts user-info and secret query parameters of a URL, and leaves a plain URL as it is', () => {
     expect(redactUrl('https://svc:p%40ss@registry.example.com:8081/')).toBe('https://***@registry.example.com:8081/');
     expect(redactUrl('https://hooks.example.com/x?api_key=abc&channel=ops&token=t')).toBe('https://hooks.example.com/x?api_key=***&channel=ops&token=***');
-    expect(redactUrl('http://127.0.0.1:8081')).toBe('http://127.0.0.1:8081/');
+    expect(redactUrl('http://127.0.0.1:8081')).toBe('http://127.0.0.1:8081');
     expect(redactUrl('not a url user:pw@host')).toBe('not a url user:pw@host');
   });
 
