@@ -57,13 +57,13 @@ export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
     if (!restart) fail(new Error(`reading ${opts.topic} failed: ${err.message}`));
   });
   const max = opts.max ?? Number.POSITIVE_INFINITY;
-  // The end may be a transaction marker, which no record reaches: the position past it counts.
-  const reached = (partition: number, next: string): void => {
+  // After every batch (also one holding only a transaction marker, which may be a partition's end,
+  // reached by no record): a partition whose end the batch reached is done.
+  consumer.onBatchEnd((_t, partition, lastOffset) => {
     const end = ends.get(partition);
-    if (end !== undefined && BigInt(next) > end) ends.delete(partition);
+    if (end !== undefined && BigInt(lastOffset) >= end) ends.delete(partition);
     if (opts.untilEnd === true && ends.size === 0) finish();
-  };
-  consumer.onBatchEnd((_t, partition, lastOffset) => reached(partition, (BigInt(lastOffset) + 1n).toString()));
+  });
   await consumer.subscribe([opts.topic], opts.fromBeginning ?? true);
   await consumer.run({
     onAssignment: () => {},
@@ -74,11 +74,9 @@ export async function readTopic(opts: ReadOptions): Promise<ConsumedRecord[]> {
         if (opts.untilEnd === true && (end === undefined || BigInt(r.offset) > end)) continue;
         out.push(r);
         opts.onRecord?.(r);
-        if (end !== undefined && BigInt(r.offset) >= end) ends.delete(r.partition);
       }
-      reached(batch.partition, batch.nextOffset);
       last = Date.now();
-      if (out.length >= max || (opts.untilEnd === true && ends.size === 0)) finish();
+      if (out.length >= max) finish();
     },
   });
   const timer = setInterval(() => {

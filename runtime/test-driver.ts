@@ -338,9 +338,9 @@ export class TestDriver {
     this.listener.sink?.(sink.name, out);
     // A topic this topology also reads (alerts written by rules, read back by a router): its
     // sources get the record after what is being processed now, as they would from Kafka.
-    for (const sub of this.plan.subtopologies)
-      for (const src of sub.sources) if (src.topic === sink.topic) this.fedBack.push({ source: src.name, value, opts: { key: out.key, timestamp: out.timestamp } });
-    for (const g of this.plan.globalTables) if (g.topic === sink.topic) this.fedBack.push({ source: g.name, value, opts: { key: out.key, timestamp: out.timestamp } });
+    // send() takes the topic and gives the record to whatever reads it (a source, a global table).
+    if (this.plan.subtopologies.some((sub) => sub.sources.some((s) => s.topic === sink.topic)) || this.plan.globalTables.some((g) => g.topic === sink.topic))
+      this.fedBack.push({ source: sink.topic, value, opts: { key: out.key, timestamp: out.timestamp } });
   }
 
   /** Sends watermark markers for repartition topics whose feeding watermark advanced, to every task reading them. */
