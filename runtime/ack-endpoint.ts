@@ -3,8 +3,8 @@
 // or JSON {by, comment, kind}, writes a vigil.alerting.Ack record to the topology's ack topic.
 // With VIGIL_ACK_TOKEN set, a POST must carry it (Authorization: Bearer <token>, or a `token` field).
 import type http from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
-import { ACK_KINDS, ackRecord, badAck } from '../connectors/record-producer.ts';
+import { ackRecord } from '../connectors/record-producer.ts';
+import { sameSecret } from '../kernel/redact.ts';
 import type { AckKind, AckRequest } from '../connectors/record-producer.ts';
 
 const MAX_BODY = 8192;
@@ -32,13 +32,6 @@ async function readBody(req: http.IncomingMessage): Promise<string> {
     chunks.push(c);
   }
   return Buffer.concat(chunks).toString('utf8');
-}
-
-function sameToken(given: string | undefined, want: string): boolean {
-  if (given === undefined) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(want);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Handles /ack/<target>; false for any other path. */
@@ -81,19 +74,20 @@ ${o.token !== undefined ? '<p><label>Token <input name="token" type="password"><
     if (o.token !== undefined) {
       const auth = req.headers.authorization;
       const given = auth?.startsWith('Bearer ') === true ? auth.slice(7) : typeof fields.token === 'string' ? fields.token : undefined;
-      if (!sameToken(given, o.token)) {
+      if (!sameSecret(given, o.token)) {
         reply(res, 401, { error: 'a valid token is required (Authorization: Bearer <token>)' });
         return true;
       }
     }
     const kind = typeof fields.kind === 'string' ? fields.kind.toUpperCase() : 'ACK';
     const a: AckRequest = { target, by: typeof fields.by === 'string' ? fields.by : '', comment: typeof fields.comment === 'string' ? fields.comment : '', kind: kind as AckKind };
-    const bad = !(ACK_KINDS as readonly string[]).includes(kind) ? `the kind must be one of ${ACK_KINDS.join(', ')}` : badAck(a);
-    if (bad !== undefined) {
-      reply(res, 400, { error: bad });
+    let ack: ReturnType<typeof ackRecord>;
+    try {
+      ack = ackRecord(a); // checks every field, the kind included
+    } catch (e) {
+      reply(res, 400, { error: (e as Error).message });
       return true;
     }
-    const ack = ackRecord(a);
     await o.send(ack);
     reply(res, 202, { acknowledged: target, by: ack.by, kind: ack.kind, id: ack.id, topic: o.topic });
     return true;
