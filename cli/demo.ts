@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { connectEnvironment, untilSignal } from './environment.ts';
 import type { Environment } from './environment.ts';
-import { redactUrl } from '../kernel/redact.ts';
+import { redactText } from '../kernel/redact.ts';
 import { planFile, runPlan } from './run.ts';
 import { formatRecord } from './tail.ts';
 import { produceTelemetry } from '../connectors/telemetry-producer.ts';
@@ -72,7 +72,7 @@ export function registerDemo(program: Command): void {
       const plan = planFile(o.topology);
       const env = await connectEnvironment({ startBroker: true });
       const log = (l: string) => process.stderr.write(`${l}\n`);
-      log(`[vigil] Kafka ${env.brokers.join(',')}, schema registry ${redactUrl(env.registryUrl)}`);
+      log(`[vigil] Kafka ${env.brokers.join(',')}, schema registry ${redactText(env.registryUrl)}`);
       const runner = await runPlan(env, plan, { metricsPort: Number(o.metricsPort) });
       const abort = new AbortController();
       const stopAt = o.duration ? setTimeout(() => abort.abort(), Number(o.duration) * 1000) : undefined;

@@ -14,7 +14,7 @@ import type { RecordSchema } from '../kernel/operator.ts';
 
 export interface Environment {
   brokers: string[];
-  /** With credentials, if any: print redactUrl(registryUrl) only. */
+  /** With credentials, if any: print redactText(registryUrl) only. */
   registryUrl: string;
   /** Set when the registry is the embedded one started here: where it listens and its topic. */
   embeddedRegistry?: { url: string; topic: string };

@@ -8,7 +8,7 @@ import type { Plan } from '../topology/types.ts';
 import { startRunner } from '../runtime/runner.ts';
 import type { Runner } from '../runtime/runner.ts';
 import { operatorRegistry } from '../operators/registry.ts';
-import { redactUrl } from '../kernel/redact.ts';
+import { redactText } from '../kernel/redact.ts';
 
 export interface RunOptions {
   onFatal?: (error: Error) => void;
@@ -45,7 +45,7 @@ export function registerRun(program: Command): void {
       const env = await connectEnvironment({});
       // Outside producers need the registry: say where it is (credentials never printed).
       if (env.embeddedRegistry !== undefined) process.stderr.write(`[vigil] schema registry (embedded) at ${env.embeddedRegistry.url}, topic ${env.embeddedRegistry.topic}\n`);
-      else process.stderr.write(`[vigil] schema registry at ${redactUrl(env.registryUrl)}\n`);
+      else process.stderr.write(`[vigil] schema registry at ${redactText(env.registryUrl)}\n`);
       let fatal!: (e: Error) => void;
       const failed = new Promise<Error>((r) => (fatal = r));
       const runner = await runPlan(env, plan, {

@@ -2,6 +2,7 @@
 // format, histograms and process metrics are not hand-written) and the /metrics + /health server.
 import http from 'node:http';
 import client from 'prom-client';
+import { advertisedUrl } from '../kernel/net.ts';
 
 export class EngineMetrics {
   readonly registry = new client.Registry();
@@ -107,8 +108,7 @@ export async function serveMetrics(
   const addr = server.address();
   const actual = typeof addr === 'object' && addr ? addr.port : port;
   return {
-    // Listening on every interface: advertise loopback, which always reaches it.
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host}:${actual}`,
+    url: advertisedUrl(host, actual),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -20,7 +20,7 @@ import avro from 'avsc';
 import type { Resolver, Type } from 'avsc';
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry';
 import type { RecordSchema } from '../kernel/operator.ts';
-import { redactUrl, splitUserInfo } from '../kernel/redact.ts';
+import { redactText, splitUserInfo } from '../kernel/redact.ts';
 import { forbiddenFieldName } from '../kernel/diagnostics.ts';
 import {
   AvroDecodeError,
@@ -191,7 +191,7 @@ export class AvroSerde {
 
   constructor(opts: AvroSerdeOptions) {
     // Credentials in the URL go to the client as basic auth, never into messages.
-    this.url = redactUrl(opts.url);
+    this.url = redactText(opts.url);
     const { url, auth } = splitUserInfo(opts.url);
     this.catalog = opts.catalog ?? new Map();
     this.compatibility = opts.compatibility ?? 'BACKWARD';

@@ -42,7 +42,9 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { sameSecret } from '../../kernel/redact.ts';
+import { advertisedUrl } from '../../kernel/net.ts';
 import { RegistryRestError, RegistryStoreError, RestErrorCode } from '../errors.ts';
 import {
   COMPATIBILITY_LEVELS,
@@ -129,10 +131,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RegistryHand
       });
     });
     const addr = s.address() as AddressInfo;
-    // Listening on every interface: advertise loopback, which always reaches it.
-    const address = addr.address === '0.0.0.0' ? '127.0.0.1' : addr.address === '::' ? '::1' : addr.address;
-    const host = address.includes(':') ? `[${address}]` : address;
-    const url = `http://${host}:${addr.port}`;
+    const url = advertisedUrl(addr.address, addr.port);
     log(`schema registry listening on ${url} (topic ${topic}, ${state.maxId()} schema id(s))`);
     let closing: Promise<void> | undefined;
     return {
@@ -204,7 +203,7 @@ class Registry {
   private readonly instance = randomUUID();
   private claimSeq = 0;
 
-  private readonly expectedAuth: Buffer | undefined;
+  private readonly expectedAuth: string | undefined;
 
   constructor(
     private readonly state: RegistryState,
@@ -212,14 +211,12 @@ class Registry {
     private readonly log: (s: string) => void,
     auth?: { username: string; password: string },
   ) {
-    this.expectedAuth = auth === undefined ? undefined : Buffer.from(`Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`);
+    this.expectedAuth = auth === undefined ? undefined : `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
   }
 
   /** With basic auth configured: whether the request carries the credentials (compared in constant time). */
   private authorized(req: IncomingMessage): boolean {
-    if (this.expectedAuth === undefined) return true;
-    const given = Buffer.from(req.headers.authorization ?? '');
-    return given.length === this.expectedAuth.length && timingSafeEqual(given, this.expectedAuth);
+    return this.expectedAuth === undefined || sameSecret(req.headers.authorization, this.expectedAuth);
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
