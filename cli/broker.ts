@@ -46,6 +46,13 @@ interface StartOptions {
   controllerPort?: number;
   dataDir: string;
   heap: number;
+  secureUser: Record<string, string>;
+}
+
+function collectUser(value: string, users: Record<string, string>): Record<string, string> {
+  const at = value.indexOf(':');
+  if (at <= 0 || at === value.length - 1) throw new InvalidArgumentError('expected user:password');
+  return { ...users, [value.slice(0, at)]: value.slice(at + 1) };
 }
 
 async function start(opts: StartOptions): Promise<void> {
@@ -63,13 +70,23 @@ async function start(opts: StartOptions): Promise<void> {
     controllerPort: opts.controllerPort,
     heapMb: opts.heap,
     log: progress,
+    ...(Object.keys(opts.secureUser).length > 0 ? { secure: { users: opts.secureUser } } : {}),
   });
   progress(
     `Kafka ${KAFKA_VERSION} started in ${((Date.now() - started) / 1000).toFixed(1)} s ` +
       `(pid ${b.pid}, data ${b.dataDir}, log ${b.logFile}).`,
   );
   progress(`Vigil finds it on its own; other tools: KAFKA_BROKERS=${b.brokers}`);
-  console.log(b.brokers);
+  if (b.secure) {
+    const user = Object.keys(opts.secureUser)[0]!;
+    progress(
+      `Secured listeners: SASL_SSL ${b.secure.saslSsl} (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), SSL ${b.secure.ssl} (client certificate required).\n` +
+        `  SASL_SSL: KAFKA_BROKERS=${b.secure.saslSsl} KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SASL_MECHANISM=SCRAM-SHA-512 ` +
+        `KAFKA_SASL_USERNAME=${user} KAFKA_SASL_PASSWORD=... KAFKA_SSL_CA_LOCATION=${b.secure.caFile}\n` +
+        `  SSL: KAFKA_BROKERS=${b.secure.ssl} KAFKA_SECURITY_PROTOCOL=SSL KAFKA_SSL_CA_LOCATION=${b.secure.caFile} ` +
+        `KAFKA_SSL_CERTIFICATE_LOCATION=${b.secure.clientCertFile} KAFKA_SSL_KEY_LOCATION=${b.secure.clientKeyFile}`,
+    );
+  }  console.log(b.brokers);
 }
 
 async function stop(): Promise<void> {
@@ -116,6 +133,12 @@ export function registerBroker(program: Command): void {
     .option('--controller-port <port>', 'KRaft controller port (default: like --port)', parsePort)
     .option('--data-dir <dir>', 'data directory, kept across restarts', defaultDetachedDataDir())
     .option('--heap <mb>', 'JVM max heap in MiB', parseHeap, 512)
+    .option(
+      '--secure-user <user:password>',
+      'also open a SASL_SSL listener (PLAIN and SCRAM for this user; repeatable) and an SSL listener requiring a client certificate, with certificates made by openssl (SCRAM users: a new data dir)',
+      collectUser,
+      {},
+    )
     .action(action(start));
 
   broker.command('stop').description('Stop the local Kafka broker started by `vigil broker start`').action(action(stop));

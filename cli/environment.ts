@@ -7,13 +7,17 @@
 //   so every Vigil process on the same cluster sees the same ids. It binds VIGIL_REGISTRY_HOST
 //   (default 127.0.0.1) port VIGIL_REGISTRY_PORT (default a free one) and, with VIGIL_REGISTRY_USER
 //   and VIGIL_REGISTRY_PASSWORD set, requires them as basic auth.
+import { checkKafkaTls } from '../connectors/kafka-client.ts';
 import { resolveBrokers, startLocalBroker } from '../connectors/local-broker.ts';
 import { DEFAULT_REGISTRY_TOPIC, startRegistry } from '../schemas/registry/server.ts';
 import { AvroSerde, loadSchemaCatalog } from '../schemas/serde.ts';
+import { describeSecurity, kafkaSecurity } from '../kernel/kafka-security.ts';
 import type { RecordSchema } from '../kernel/operator.ts';
 
 export interface Environment {
   brokers: string[];
+  /** How the Kafka connections authenticate and encrypt, for the start line (no secrets). */
+  kafkaSecurity: string;
   /** With credentials, if any: print redactText(registryUrl) only. */
   registryUrl: string;
   /** Set when the registry is the embedded one started here: where it listens and its topic. */
@@ -34,6 +38,8 @@ export async function connectEnvironment(opts: {
   log?: (line: string) => void;
 }): Promise<Environment> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  // SASL/TLS settings are checked before anything connects: a mistake there is named, not retried.
+  const security = kafkaSecurity();
   let brokers = await resolveBrokers();
   if (!brokers) {
     if (!opts.startBroker)
@@ -43,6 +49,7 @@ export async function connectEnvironment(opts: {
     brokers = [broker.brokers];
     log(`[vigil] local broker on ${broker.brokers} (stop it with \`vigil broker stop\`)`);
   }
+  await checkKafkaTls(brokers, security);
   let registryUrl = process.env.SCHEMA_REGISTRY_URL;
   let closeRegistry = async () => {};
   let embeddedRegistry: Environment['embeddedRegistry'];
@@ -62,7 +69,7 @@ export async function connectEnvironment(opts: {
   const catalog = loadSchemaCatalog();
   for (const [name, schema] of opts.schemas ?? []) catalog.set(name, schema);
   const serde = new AvroSerde({ url: registryUrl, catalog });
-  return { brokers, registryUrl, serde, close: closeRegistry, ...(embeddedRegistry !== undefined ? { embeddedRegistry } : {}) };
+  return { brokers, kafkaSecurity: describeSecurity(security), registryUrl, serde, close: closeRegistry, ...(embeddedRegistry !== undefined ? { embeddedRegistry } : {}) };
 }
 
 /** Resolves on SIGINT or SIGTERM (once), for graceful shutdown. */

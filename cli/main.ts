@@ -15,6 +15,11 @@ import { registerTest } from './test.ts';
 import { registerValidate } from './validate.ts';
 
 export async function main(argv: string[]): Promise<void> {
+  // `vigil tail ... | head`: a reader that went away ends the command quietly, not with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   const program = new Command();
   // Positional options: `vigil bench nab --out DIR` gives --out to nab, though vigil bench has one too.
   program.name('vigil').description('Stream processing on Apache Kafka for monitoring telemetry').showHelpAfterError().enablePositionalOptions();

@@ -44,6 +44,7 @@ export function registerRun(program: Command): void {
       const plan = planFile(file);
       const env = await connectEnvironment({});
       // Outside producers need the registry: say where it is (credentials never printed).
+      process.stderr.write(`[vigil] kafka at ${env.brokers.join(',')} (${env.kafkaSecurity})\n`);
       if (env.embeddedRegistry !== undefined) process.stderr.write(`[vigil] schema registry (embedded) at ${env.embeddedRegistry.url}, topic ${env.embeddedRegistry.topic}\n`);
       else process.stderr.write(`[vigil] schema registry at ${redactText(env.registryUrl)}\n`);
       let fatal!: (e: Error) => void;

@@ -2,8 +2,12 @@
 // runtime: consume batches, produce batches (plain or in transactions), commit, admin. Swapping
 // kafkajs for @confluentinc/kafka-javascript's KafkaJS-compatible API (which adds KIP-447
 // group-metadata fencing) means re-implementing this file, not the runtime or the operators.
+import { isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import kafkajs, { Kafka, logLevel, CompressionTypes } from 'kafkajs';
 import type { Admin, Consumer, Producer, Transaction, IHeaders, Message, LogEntry } from 'kafkajs';
+import { kafkaSecurity } from '../kernel/kafka-security.ts';
+import type { KafkaSecurity } from '../kernel/kafka-security.ts';
 
 export interface ConsumedRecord {
   topic: string;
@@ -115,6 +119,8 @@ export interface ClientOptions {
   clientId?: string;
   /** kafkajs log level; defaults to errors only, or VIGIL_KAFKA_LOG=info|debug. */
   logLevel?: 'nothing' | 'error' | 'warn' | 'info' | 'debug';
+  /** SASL and TLS; default: from the environment (kernel/kafka-security.ts). */
+  security?: KafkaSecurity;
 }
 
 export interface ConsumerOptions {
@@ -222,9 +228,12 @@ export class KafkaClient {
     process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
     this.brokers = opts.brokers;
     const level = opts.logLevel ?? ((process.env.VIGIL_KAFKA_LOG as ClientOptions['logLevel']) || 'nothing');
+    const security = opts.security ?? kafkaSecurity();
     this.kafka = new Kafka({
       clientId: opts.clientId ?? 'vigil',
       brokers: opts.brokers,
+      ssl: security.ssl,
+      sasl: security.sasl,
       logLevel: LEVELS[level] ?? logLevel.ERROR,
       logCreator: () => (entry: LogEntry) => {
         const { message, ...extra } = entry.log;
@@ -426,4 +435,67 @@ export class KafkaClient {
       disconnect: () => producer.disconnect(),
     };
   }
+}
+
+/**
+ * Checks TLS to the first bootstrap broker that accepts a TCP connection: the handshake, then a
+ * Kafka ApiVersions request answered (under TLS 1.3 a broker refuses a client certificate only
+ * after the handshake). kafkajs retries TLS failures as connection errors for tens of seconds;
+ * this names them at once, with what to set. Resolves when TLS is not configured, when the
+ * broker answers, or when no broker could be reached (that failure is kafkajs's to report).
+ */
+export async function checkKafkaTls(brokers: string[], security: KafkaSecurity = kafkaSecurity(), timeoutMs = 10_000): Promise<void> {
+  const ssl = security.ssl;
+  if (!ssl) return;
+  for (const broker of brokers) {
+    const at = broker.lastIndexOf(':');
+    const host = broker.slice(0, at).replace(/^\[|\]$/g, '');
+    const port = Number(broker.slice(at + 1));
+    const failure = await new Promise<NodeJS.ErrnoException | 'unreachable' | undefined>((resolve) => {
+      const socket = tlsConnect({ host, port, ...ssl, ...(isIP(host) === 0 ? { servername: host } : {}) });
+      const done = (r: NodeJS.ErrnoException | 'unreachable' | undefined): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(r);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      let handshaken = false;
+      socket.once('secureConnect', () => {
+        handshaken = true;
+        const clientId = Buffer.from('vigil-tls-check');
+        const req = Buffer.alloc(4 + 2 + 2 + 4 + 2 + clientId.length);
+        req.writeInt32BE(req.length - 4, 0);
+        req.writeInt16BE(18, 4); // ApiVersions
+        req.writeInt16BE(0, 6);
+        req.writeInt32BE(1, 8);
+        req.writeInt16BE(clientId.length, 12);
+        clientId.copy(req, 14);
+        socket.write(req);
+      });
+      socket.once('data', () => done(undefined));
+      socket.once('error', (err: NodeJS.ErrnoException) => done(!handshaken && ['ECONNREFUSED', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT'].includes(err.code ?? '') ? 'unreachable' : err));
+      socket.once('close', () => done(handshaken ? Object.assign(new Error('the broker closed the connection after the TLS handshake'), { code: 'CLOSED' }) : 'unreachable'));
+    });
+    if (failure === 'unreachable') continue;
+    if (failure === undefined) return;
+    throw new KafkaTlsError(`TLS to Kafka at ${broker} failed: ${failure.message.trim()}${tlsHint(failure, host)}`);
+  }
+}
+
+export class KafkaTlsError extends Error {
+  override name = 'KafkaTlsError';
+}
+
+function tlsHint(err: NodeJS.ErrnoException, host: string): string {
+  const code = err.code ?? '';
+  const text = `${code} ${err.message}`;
+  if (/SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|CERT_UNTRUSTED/.test(text))
+    return " (the broker's certificate does not chain to a CA this client trusts: set KAFKA_SSL_CA_LOCATION, or ssl.ca.location, to the CA's PEM file)";
+  if (/ALTNAME|Hostname\/IP does not match/.test(text))
+    return ` (the broker's certificate does not name ${host}: connect by a name it has, or set KAFKA_SSL_ENDPOINT_IDENTIFICATION_ALGORITHM=none)`;
+  if (/BAD_CERTIFICATE|CERTIFICATE_REQUIRED|bad certificate|certificate required|UNKNOWN_CA|unknown ca/i.test(text) || code === 'CLOSED')
+    return ' (the broker wants a client certificate it trusts: set KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION)';
+  if (/WRONG_VERSION_NUMBER|wrong version number|packet length too long|disconnected before secure TLS/i.test(text)) return ' (the broker did not answer TLS: is this a PLAINTEXT or SASL_PLAINTEXT listener?)';
+  if (/EXPIRED|NOT_YET_VALID/.test(text)) return " (the broker's certificate is outside its validity period)";
+  return '';
 }

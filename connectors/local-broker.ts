@@ -15,7 +15,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,6 +59,26 @@ export interface LocalBrokerOptions {
   startTimeoutMs?: number;
   /** Progress messages (jar fetching, formatting); silent by default. */
   log?: (s: string) => void;
+  /**
+   * Opt-in secured listeners beside PLAINTEXT, for trying and testing Kafka security: SASL_SSL
+   * (PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 for these users) and SSL requiring a client
+   * certificate, both with a certificate for 127.0.0.1/localhost signed by a CA generated with
+   * openssl into <dataDir>/tls. SCRAM users are added when the storage is formatted (a new dataDir).
+   */
+  secure?: { users: Record<string, string> };
+}
+
+/** The secured listeners of a broker started with `secure`, and the files a client needs. */
+export interface SecureListeners {
+  /** SASL_SSL bootstrap address. */
+  saslSsl: string;
+  /** SSL (client certificate required) bootstrap address. */
+  ssl: string;
+  /** The CA that signed the broker's and the client's certificates (PEM). */
+  caFile: string;
+  /** A client certificate and key (PEM) the SSL listener accepts. */
+  clientCertFile: string;
+  clientKeyFile: string;
 }
 
 export interface LocalBroker {
@@ -67,6 +87,8 @@ export interface LocalBroker {
   pid: number;
   dataDir: string;
   logFile: string;
+  /** Present when started with `secure`. */
+  secure?: SecureListeners;
   /** SIGTERM, wait for exit (SIGKILL after a timeout); removes a temporary dataDir and the state file. */
   stop(): Promise<void>;
 }
@@ -81,6 +103,7 @@ export interface BrokerState {
   logFile: string;
   version: string;
   startedAt: string;
+  secure?: SecureListeners;
 }
 
 export interface BrokerStatus {
@@ -104,6 +127,8 @@ export interface BrokerConfigInput {
   logDir: string;
   host?: string;
   overrides?: Record<string, string>;
+  /** Secured listeners (see LocalBrokerOptions.secure). */
+  secure?: { saslSslPort: number; sslPort: number; tlsDir: string; users: Record<string, string> };
 }
 
 /**
@@ -140,20 +165,100 @@ export const BROKER_DEFAULTS: Readonly<Record<string, string>> = {
 /** The broker's server.properties entries, in a stable order; overrides win. */
 export function brokerServerProps(input: BrokerConfigInput): Record<string, string> {
   const host = input.host ?? '127.0.0.1';
+  const sec = input.secure;
+  const extra = sec ? `,SASL_SSL://${host}:${sec.saslSslPort},SSL://${host}:${sec.sslPort}` : '';
   return {
     'process.roles': 'broker,controller',
     'node.id': '1',
     // Static quorum: the voter set comes from config, so a restart on other ports just works.
     'controller.quorum.voters': `1@${host}:${input.controllerPort}`,
-    listeners: `PLAINTEXT://${host}:${input.port},CONTROLLER://${host}:${input.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://${host}:${input.port}`,
+    listeners: `PLAINTEXT://${host}:${input.port},CONTROLLER://${host}:${input.controllerPort}${extra}`,
+    'advertised.listeners': `PLAINTEXT://${host}:${input.port}${extra}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${sec ? ',SASL_SSL:SASL_SSL,SSL:SSL' : ''}`,
     'log.dirs': input.logDir,
     ...BROKER_DEFAULTS,
+    ...(sec ? secureListenerProps(sec.tlsDir, sec.users) : {}),
     ...input.overrides,
   };
+}
+
+/** TLS files of a secured local broker, under its tls directory. */
+export function tlsFiles(tlsDir: string): { ca: string; caKey: string; brokerPem: string; clientCert: string; clientKey: string } {
+  return {
+    ca: join(tlsDir, 'ca.pem'),
+    caKey: join(tlsDir, 'ca.key'),
+    // PKCS#8 key and certificate chain in one file: Kafka's PEM keystore.
+    brokerPem: join(tlsDir, 'broker-keystore.pem'),
+    clientCert: join(tlsDir, 'client.pem'),
+    clientKey: join(tlsDir, 'client.key'),
+  };
+}
+
+function secureListenerProps(tlsDir: string, users: Record<string, string>): Record<string, string> {
+  const f = tlsFiles(tlsDir);
+  const jaasString = (v: string): string => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+  const plainUsers = Object.entries(users)
+    .map(([u, pw]) => `user_${u}=${jaasString(pw)}`)
+    .join(' ');
+  return {
+    'sasl.enabled.mechanisms': 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+    'listener.name.sasl_ssl.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required ${plainUsers};`,
+    'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config': 'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': 'org.apache.kafka.common.security.scram.ScramLoginModule required;',
+    'ssl.keystore.type': 'PEM',
+    'ssl.keystore.location': f.brokerPem,
+    'ssl.truststore.type': 'PEM',
+    'ssl.truststore.location': f.ca,
+    'listener.name.ssl.ssl.client.auth': 'required',
+  };
+}
+
+/** SCRAM user names and passwords the storage tool and the JAAS config can both carry. */
+function checkSecureUsers(users: Record<string, string>): void {
+  for (const [u, pw] of Object.entries(users)) {
+    if (!/^[A-Za-z0-9._-]+$/.test(u)) throw new KafkaSetupError(KafkaSetupErrorCode.FORMAT_FAILED, `secure broker user "${u}": use letters, digits, '.', '_' or '-'`);
+    if (pw === '' || /[,\[\]"=\\\s]/.test(pw)) throw new KafkaSetupError(KafkaSetupErrorCode.FORMAT_FAILED, `secure broker user "${u}": the password must be non-empty, without spaces, commas, brackets, quotes, '=' or backslashes`);
+  }
+}
+
+/**
+ * A CA, a broker certificate for 127.0.0.1 and localhost, and a client certificate, all signed by
+ * that CA, made with openssl into tlsDir unless they are there already.
+ */
+export function ensureLocalTls(tlsDir: string): void {
+  const f = tlsFiles(tlsDir);
+  if ([f.ca, f.brokerPem, f.clientCert, f.clientKey].every((p) => existsSync(p))) return;
+  mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+  const openssl = (args: string[]): void => {
+    try {
+      execFileSync('openssl', args, { cwd: tlsDir, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+      throw new KafkaSetupError(
+        KafkaSetupErrorCode.FORMAT_FAILED,
+        e.code === 'ENOENT' ? 'openssl was not found: the secured local broker makes its certificates with it (apt-get install openssl)' : `openssl ${args[0]} failed: ${tail(e.stderr?.toString('utf8') ?? e.message, 10)}`,
+      );
+    }
+  };
+  const days = '3650';
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f.caKey, '-out', f.ca, '-days', days, '-subj', '/CN=Vigil local CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const leaf = (name: string, cn: string, ext: string): { cert: string; key: string } => {
+    const key = join(tlsDir, `${name}.key`);
+    const csr = join(tlsDir, `${name}.csr`);
+    const cert = join(tlsDir, `${name}.pem`);
+    const extFile = join(tlsDir, `${name}.ext`);
+    writeFileSync(extFile, `${ext}\n`);
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`]);
+    openssl(['x509', '-req', '-in', csr, '-CA', f.ca, '-CAkey', f.caKey, '-CAcreateserial', '-out', cert, '-days', days, '-extfile', extFile]);
+    rmSync(csr, { force: true });
+    rmSync(extFile, { force: true });
+    return { cert, key };
+  };
+  const broker = leaf('broker', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth');
+  writeFileSync(f.brokerPem, readFileSync(broker.key, 'utf8') + readFileSync(broker.cert, 'utf8') + readFileSync(f.ca, 'utf8'), { mode: 0o600 });
+  leaf('client', 'vigil-client', 'extendedKeyUsage=clientAuth');
 }
 
 /** Renders java.util.Properties text (keys and values escaped as Properties.load expects). */
@@ -525,16 +630,34 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
     try {
       const preferred = (name: string): number | undefined =>
         attempt === 1 ? previousPort(previous.listeners, name) : undefined;
-      const port = opts.port ?? (await pickPort(preferred('PLAINTEXT')));
-      let controllerPort = opts.controllerPort ?? (await pickPort(preferred('CONTROLLER')));
-      while (controllerPort === port) controllerPort = await freePort();
-      const props = brokerServerProps({ port, controllerPort, logDir: paths.logDir, overrides: opts.serverProps });
+      const taken = new Set<number>();
+      const pick = async (name: string, given?: number): Promise<number> => {
+        let p = given ?? (await pickPort(preferred(name)));
+        while (taken.has(p)) p = await freePort();
+        taken.add(p);
+        return p;
+      };
+      const port = await pick('PLAINTEXT', opts.port);
+      const controllerPort = await pick('CONTROLLER', opts.controllerPort);
+      const secure = opts.secure ? { saslSslPort: await pick('SASL_SSL'), sslPort: await pick('SSL'), tlsDir: join(dataDir, 'tls'), users: opts.secure.users } : undefined;
+      if (secure) {
+        checkSecureUsers(secure.users);
+        ensureLocalTls(secure.tlsDir);
+      }
+      const props = brokerServerProps({ port, controllerPort, logDir: paths.logDir, overrides: opts.serverProps, secure });
       await writeFile(paths.props, renderServerProperties(props));
       if (!existsSync(join(paths.logDir, 'meta.properties'))) {
         opts.log?.(`Formatting Kafka storage in ${paths.logDir}...`);
-        await formatStorage(jars.classpath, paths.props, paths.log4j);
+        await formatStorage(jars.classpath, paths.props, paths.log4j, secure?.users ?? {});
       }
-      return await launch({ ...opts, version, stateFile, dataDir, ownsDataDir, port, controllerPort, paths, classpath: jars.classpath });
+      const listeners: SecureListeners | undefined = secure && {
+        saslSsl: `127.0.0.1:${secure.saslSslPort}`,
+        ssl: `127.0.0.1:${secure.sslPort}`,
+        caFile: tlsFiles(secure.tlsDir).ca,
+        clientCertFile: tlsFiles(secure.tlsDir).clientCert,
+        clientKeyFile: tlsFiles(secure.tlsDir).clientKey,
+      };
+      return await launch({ ...opts, version, stateFile, dataDir, ownsDataDir, port, controllerPort, paths, classpath: jars.classpath, listeners });
     } catch (err) {
       if (err instanceof BrokerExitedError && err.addressInUse && attempt < attempts) continue;
       if (ownsDataDir) await rm(dataDir, { recursive: true, force: true });
@@ -544,7 +667,7 @@ export async function startLocalBroker(opts: LocalBrokerOptions = {}): Promise<L
 }
 
 function previousPort(listeners: string | undefined, name: string): number | undefined {
-  const match = listeners?.match(new RegExp(`${name}://[^,]*:(\\d+)`));
+  const match = listeners?.match(new RegExp(`(?:^|,)${name}://[^,]*:(\\d+)`));
   return match ? Number(match[1]) : undefined;
 }
 
@@ -553,7 +676,7 @@ async function pickPort(preferred: number | undefined): Promise<number> {
   return freePort();
 }
 
-async function formatStorage(classpath: string, propsFile: string, log4jFile: string): Promise<void> {
+async function formatStorage(classpath: string, propsFile: string, log4jFile: string, scramUsers: Record<string, string>): Promise<void> {
   const args = [
     '-Xmx256m',
     '-XX:TieredStopAtLevel=1',
@@ -567,6 +690,10 @@ async function formatStorage(classpath: string, propsFile: string, log4jFile: st
     randomClusterId(),
     '-c',
     propsFile,
+    // SCRAM credentials live in the KRaft metadata log: added here, before the first start.
+    ...Object.entries(scramUsers).flatMap(([name, password]) =>
+      ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => ['--add-scram', `${m}=[name=${name},password=${password}]`]),
+    ),
   ];
   const { code, output } = await runJava(args);
   if (code !== 0) {
@@ -605,6 +732,7 @@ interface LaunchInput extends LocalBrokerOptions {
   controllerPort: number;
   classpath: string;
   paths: { props: string; log4j: string; logDir: string; logFile: string };
+  listeners?: SecureListeners;
 }
 
 async function launch(input: LaunchInput): Promise<LocalBroker> {
@@ -690,6 +818,7 @@ async function launch(input: LaunchInput): Promise<LocalBroker> {
       logFile: paths.logFile,
       version: input.version,
       startedAt: new Date().toISOString(),
+      secure: input.listeners,
     });
     child.unref();
   }
@@ -700,6 +829,7 @@ async function launch(input: LaunchInput): Promise<LocalBroker> {
     pid,
     dataDir,
     logFile: paths.logFile,
+    secure: input.listeners,
     stop: () =>
       (stopping ??= (async () => {
         unhook();

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Admin, Consumer, LogEntry, Producer } from 'kafkajs';
+import { kafkaSecurity } from '../../kernel/kafka-security.ts';
 import { RegistryStoreError } from '../errors.ts';
 
 export interface KafkaLogOptions {
@@ -40,9 +41,13 @@ export class KafkaLog {
 
   private constructor(private readonly opts: KafkaLogOptions) {
     const log = opts.log;
+    // SASL and TLS as every other Kafka connection of this process (kernel/kafka-security.ts).
+    const security = kafkaSecurity();
     this.kafka = new Kafka({
       clientId: opts.clientId,
       brokers: opts.brokers,
+      ssl: security.ssl,
+      sasl: security.sasl,
       logLevel: logLevel.ERROR,
       logCreator: () => (entry: LogEntry) => {
         const detail = (entry.log as { error?: string }).error;

@@ -24,6 +24,23 @@ describe('server.properties', () => {
     expect(JSON.stringify(props)).not.toContain('9092');
   });
 
+  it('secured listeners: SASL_SSL with PLAIN and SCRAM, SSL requiring a client certificate, PEM key and trust stores', () => {
+    const props = brokerServerProps({
+      port: 41001,
+      controllerPort: 41002,
+      logDir: '/d/logs',
+      secure: { saslSslPort: 41003, sslPort: 41004, tlsDir: '/d/tls', users: { alice: 'pw"1' } },
+    });
+    expect(props.listeners).toBe('PLAINTEXT://127.0.0.1:41001,CONTROLLER://127.0.0.1:41002,SASL_SSL://127.0.0.1:41003,SSL://127.0.0.1:41004');
+    expect(props['advertised.listeners']).toBe('PLAINTEXT://127.0.0.1:41001,SASL_SSL://127.0.0.1:41003,SSL://127.0.0.1:41004');
+    expect(props['listener.security.protocol.map']).toBe('PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL');
+    expect(props['inter.broker.listener.name']).toBe('PLAINTEXT');
+    expect(props['listener.name.sasl_ssl.plain.sasl.jaas.config']).toBe('org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="pw\\"1";');
+    expect(props['listener.name.ssl.ssl.client.auth']).toBe('required');
+    expect(props['ssl.keystore.location']).toBe('/d/tls/broker-keystore.pem');
+    expect(props['ssl.truststore.location']).toBe('/d/tls/ca.pem');
+  });
+
   it('lets overrides win', () => {
     const props = brokerServerProps({
       port: 1,
