@@ -7,6 +7,7 @@ import { registerBench } from './bench.ts';
 import { registerBroker } from './broker.ts';
 import { registerDemo } from './demo.ts';
 import { registerDocs } from './docs.ts';
+import { registerPlan } from './plan.ts';
 import { registerProduce } from './produce.ts';
 import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<void> {
   program.name('vigil').description('Stream processing on Apache Kafka for monitoring telemetry').showHelpAfterError().enablePositionalOptions();
   registerRun(program);
   registerValidate(program);
+  registerPlan(program);
   registerTest(program);
   registerBacktest(program);
   registerAlerting(program);

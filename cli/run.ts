@@ -19,6 +19,8 @@ export interface RunOptions {
   sessionTimeoutMs?: number;
   instanceId?: string;
   log?: (line: string) => void;
+  /** Operators whose state is dropped at start. */
+  resetState?: string[];
 }
 
 /** Loads (with the built-in operators) and plans a topology file. */
@@ -39,7 +41,8 @@ export function registerRun(program: Command): void {
     .option('--metrics-host <address>', 'the address /metrics, /health and /ack listen on (0.0.0.0: every interface, for a Prometheus on another host)', process.env.VIGIL_METRICS_HOST ?? '127.0.0.1')
     .option('--instance <id>', 'instance id for logs and client ids')
     .option('--session-timeout <ms>', 'consumer group session timeout: how long a dead instance keeps its partitions', '30000')
-    .action(async (file: string, o: { metricsPort: string; metricsHost: string; instance?: string; sessionTimeout: string }) => {
+    .option('--reset-state <operator>', "drop this operator's state at start (after a change to its state layout that cannot migrate; repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .action(async (file: string, o: { metricsPort: string; metricsHost: string; instance?: string; sessionTimeout: string; resetState: string[] }) => {
       const signal = untilSignal(); // a signal during start-up still stops gracefully once started
       const plan = planFile(file);
       const env = await connectEnvironment({});
@@ -49,13 +52,20 @@ export function registerRun(program: Command): void {
       else process.stderr.write(`[vigil] schema registry at ${redactText(env.registryUrl)}\n`);
       let fatal!: (e: Error) => void;
       const failed = new Promise<Error>((r) => (fatal = r));
-      const runner = await runPlan(env, plan, {
-        metricsPort: Number(o.metricsPort),
-        metricsHost: o.metricsHost,
-        instanceId: o.instance,
-        sessionTimeoutMs: Number(o.sessionTimeout),
-        onFatal: fatal,
-      });
+      let runner: Runner;
+      try {
+        runner = await runPlan(env, plan, {
+          metricsPort: Number(o.metricsPort),
+          metricsHost: o.metricsHost,
+          instanceId: o.instance,
+          sessionTimeoutMs: Number(o.sessionTimeout),
+          onFatal: fatal,
+          resetState: o.resetState,
+        });
+      } catch (err) {
+        await env.close();
+        throw err;
+      }
       const why = await Promise.race([signal, failed]);
       if (why instanceof Error) {
         process.stderr.write(`[vigil] processing stopped: ${why.message}\n`);

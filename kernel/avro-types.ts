@@ -312,7 +312,7 @@ export function extendRecord(fullname: string, base: RecordSchema, extra: Readon
     k: 'record',
     fullname,
     doc,
-    fields: [...recordTy(base).fields, ...extra.map((f) => ({ name: f.name, ty: stripConsts(f.ty), doc: f.doc, hasDefault: false }))],
+    fields: [...recordTy(base).fields, ...extra.map((f) => generatedField(f.name, stripConsts(f.ty), f.doc))],
     byName: new Map(),
   };
   return avroFromTy(t) as RecordSchema;
@@ -324,10 +324,19 @@ export function recordSchemaOf(fullname: string, fields: ReadonlyArray<{ name: s
     k: 'record',
     fullname,
     doc,
-    fields: fields.map((f) => ({ name: f.name, ty: f.ty, doc: f.doc, hasDefault: false })),
+    fields: fields.map((f) => generatedField(f.name, f.ty, f.doc)),
     byName: new Map(),
   };
   return avroFromTy(t) as RecordSchema;
+}
+
+/**
+ * A field of a generated schema. A nullable one (null first) defaults to null, so that a field
+ * added to an output (an aggregation added in a topology upgrade) keeps its subject's schemas
+ * compatible both ways.
+ */
+function generatedField(name: string, ty: Ty, doc: string | undefined): RecordTy['fields'][number] {
+  return ty.k === 'nullable' && ty.nullFirst ? { name, ty, doc, hasDefault: true, default: null } : { name, ty, doc, hasDefault: false };
 }
 
 /** The fullname of a record schema. */

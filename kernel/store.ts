@@ -26,6 +26,13 @@ export interface StoreDecl {
    * entries until deleted and take no retention.
    */
   retentionMs?: number;
+  /**
+   * What the values mean beyond their schema, in order (e.g. a window's shape and an aggregation's
+   * state slots). Part of the store's state-layout fingerprint: on start, state written under
+   * another layout is refused, unless the old layout is a prefix of this one and the schema reads
+   * the old values (Avro resolution, new fields with defaults): then it migrates.
+   */
+  layout?: readonly string[];
 }
 
 /** Key-value store. `prefix` and `range` iterate in ascending key order (UTF-16 code units). */

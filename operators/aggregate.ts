@@ -21,7 +21,7 @@ import type { AvroType } from '../kernel/schema.ts';
 import { DEFAULT_INPUT, DEFAULT_OUTPUT, compiled, refused } from '../kernel/operator.ts';
 import { keyOf } from '../kernel/keys.ts';
 import { generatedSchemaName } from '../kernel/names.ts';
-import { avroFromTy, describeTy, isNumeric, isStringLike, nonNull, nullable, recordTy, T_DOUBLE, T_LONG } from '../kernel/avro-types.ts';
+import { describeTy, recordSchemaOf, isNumeric, isStringLike, nonNull, nullable, recordTy, T_DOUBLE, T_LONG } from '../kernel/avro-types.ts';
 import type { RecordTy, RecordTyField, Ty } from '../kernel/avro-types.ts';
 import { suggestion } from '../kernel/diagnostics.ts';
 import { AGGREGATE_FNS, DEFAULT_ACCURACY, NUMERIC_FNS, addToStates, compileAggregations, initStates, mergeStates, statesCodec } from './lib/aggregations.ts';
@@ -258,14 +258,8 @@ function buildPlan(config: AggregateConfig, input: RecordSchema, name: string): 
     fields.push({ name, ty: outputTy(d.fn, fty), doc: aggregationDoc(d) });
   }
 
-  const rec: RecordTy = {
-    k: 'record',
-    fullname: `${generatedSchemaName(name)}Aggregate`,
-    doc: `Output of aggregate '${name}': one record per group and window.`,
-    fields: fields.map((f) => ({ name: f.name, ty: f.ty, doc: f.doc, hasDefault: false })),
-    byName: new Map(),
-  };
-  return { groups, schema: avroFromTy(rec) as RecordSchema, issues };
+  const schema = recordSchemaOf(`${generatedSchemaName(name)}Aggregate`, fields, `Output of aggregate '${name}': one record per group and window.`);
+  return { groups, schema, issues };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -608,6 +602,8 @@ function stores(config: AggregateConfig, aggs: CompiledAggregations): StoreDecl[
   const w = config.window;
   const grace = config.grace ?? 0;
   const states = statesCodec(aggs, 'States');
+  // The window's shape, then the state slots (an aggregation added at the end appends a slot).
+  const layout = [`window ${w.type} size=${w.size ?? 0} advance=${w.advance ?? w.size ?? 0} gap=${w.gap ?? 0}`, ...aggs.slots.map((slot) => `slot ${slot.id}`)];
   // Entries are deleted when their windows close; the retention (from a window's start) only
   // bounds what the store keeps if a close was missed, and lies past every close.
   if (w.type === 'session') {
@@ -625,6 +621,7 @@ function stores(config: AggregateConfig, aggs: CompiledAggregations): StoreDecl[
       {
         name: SESSIONS_STORE,
         kind: 'kv',
+        layout,
         value: { type: 'array', items: session },
         codec: {
           toAvro: (list) => (list as Session[]).map((x) => ({ s: x.s, e: x.e, a: states.toAvro(x.a) })),
@@ -639,6 +636,7 @@ function stores(config: AggregateConfig, aggs: CompiledAggregations): StoreDecl[
       {
         name: PANES_STORE,
         kind: 'window',
+        layout,
         retentionMs: 2 * size + grace + 1,
         value: { type: 'record', name: 'Pane', namespace: 'vigil.state', fields: [{ name: 'w', type: 'int' }, { name: 'a', type: states.schema }] },
         codec: {
@@ -652,6 +650,7 @@ function stores(config: AggregateConfig, aggs: CompiledAggregations): StoreDecl[
     {
       name: WINDOWS_STORE,
       kind: 'window',
+      layout,
       retentionMs: 2 * size + grace,
       value: states.schema,
       codec: { toAvro: (a) => states.toAvro(a as unknown[]), fromAvro: (a) => states.fromAvro(a as Record<string, unknown>) },

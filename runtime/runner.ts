@@ -44,6 +44,9 @@ import { ackEndpoint } from './ack-endpoint.ts';
 import { redactText } from '../kernel/redact.ts';
 import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, timersChangelogTopic, upstreamTaskCounts } from './task.ts';
 import { GlobalTableReplica } from './global-tables.ts';
+import { checkStateLayouts, stateLayoutTopic } from './state-layouts.ts';
+import type { RestoreFormats } from './state-layouts.ts';
+import { readTopic } from '../connectors/topic-reader.ts';
 import type { DeadLetter, InputRef } from './task.ts';
 import type { ManagedStore } from './stores.ts';
 
@@ -75,6 +78,8 @@ export interface RunnerOptions {
   onFatal?: (error: Error) => void;
   /** How often a task deletes the records of repartition topics it has committed (ms); Kafka Streams' repartition.purge.interval.ms. */
   purgeIntervalMs?: number;
+  /** Operators whose state is dropped at start (`--reset-state`), e.g. after an incompatible change. */
+  resetState?: readonly string[];
 }
 
 interface TaskSlot {
@@ -114,8 +119,32 @@ interface TaskSlot {
 /** Creates and starts a Runner. */
 export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   const runner = new Runner(opts);
-  await runner.start();
+  try {
+    await runner.start();
+  } catch (err) {
+    await runner.stop().catch(() => {});
+    throw err;
+  }
   return runner;
+}
+
+/** Topics a plan reads or writes, with partitions and configs, including the runtime's own. */
+export function planTopics(plan: Plan): Array<{ topic: string; partitions: number; configs?: Record<string, string> }> {
+  const t = plan.topology;
+  const list = new Map<string, { topic: string; partitions: number; configs?: Record<string, string> }>();
+  const compact = { 'cleanup.policy': 'compact', 'min.cleanable.dirty.ratio': '0.1', 'segment.ms': '600000' };
+  // A table topic Vigil creates is compacted: the latest value per key is what a table is.
+  for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions, ...(s.table ? { configs: compact } : {}) });
+  // A sink that delivers outside Kafka writes an internal outbox topic (below).
+  for (const s of t.sinks) if (s.deliver === undefined && !list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
+  list.set(t.deadLetterTopic, { topic: t.deadLetterTopic, partitions: 1 });
+  // Changelogs compact eagerly, so a restore reads about the live state, not the history.
+  for (const it of plan.internalTopics)
+    list.set(it.name, { topic: it.name, partitions: it.partitions, configs: it.kind === 'changelog' ? { ...compact, ...it.configs } : it.configs });
+  for (const sub of plan.subtopologies)
+    for (const name of [metaChangelogTopic(t.name, sub.id), timersChangelogTopic(t.name, sub.id)]) list.set(name, { topic: name, partitions: sub.partitions, configs: compact });
+  list.set(stateLayoutTopic(t.name), { topic: stateLayoutTopic(t.name), partitions: 1, configs: compact });
+  return [...list.values()];
 }
 
 /** A failed commit: kafkajs retries the batch (on a rebuilt task) and, past its retries, restarts the consumer. */
@@ -148,6 +177,8 @@ export class Runner {
   private stopping = false;
   private started = false;
   private assignment: Array<{ topic: string; partition: number }> = [];
+  /** Migrated stores: how restore reads values written in an older format. */
+  private restoreFormats: RestoreFormats = new Map();
   readonly instanceId: string;
 
   constructor(private readonly opts: RunnerOptions) {
@@ -168,20 +199,7 @@ export class Runner {
 
   /** Topics the plan reads or writes, with partitions and configs, including the runtime's own. */
   topics(): Array<{ topic: string; partitions: number; configs?: Record<string, string> }> {
-    const t = this.plan.topology;
-    const list = new Map<string, { topic: string; partitions: number; configs?: Record<string, string> }>();
-    const compact = { 'cleanup.policy': 'compact', 'min.cleanable.dirty.ratio': '0.1', 'segment.ms': '600000' };
-    // A table topic Vigil creates is compacted: the latest value per key is what a table is.
-    for (const s of t.sources) list.set(s.topic, { topic: s.topic, partitions: s.partitions, ...(s.table ? { configs: compact } : {}) });
-    // A sink that delivers outside Kafka writes an internal outbox topic (below).
-    for (const s of t.sinks) if (s.deliver === undefined && !list.has(s.topic)) list.set(s.topic, { topic: s.topic, partitions: s.partitions });
-    list.set(t.deadLetterTopic, { topic: t.deadLetterTopic, partitions: 1 });
-    // Changelogs compact eagerly, so a restore reads about the live state, not the history.
-    for (const it of this.plan.internalTopics)
-      list.set(it.name, { topic: it.name, partitions: it.partitions, configs: it.kind === 'changelog' ? { ...compact, ...it.configs } : it.configs });
-    for (const sub of this.plan.subtopologies)
-      for (const name of [metaChangelogTopic(t.name, sub.id), timersChangelogTopic(t.name, sub.id)]) list.set(name, { topic: name, partitions: sub.partitions, configs: compact });
-    return [...list.values()];
+    return planTopics(this.plan);
   }
 
   async start(): Promise<void> {
@@ -196,6 +214,7 @@ export class Runner {
         this.opts.serde.addReaderSchema(source.schema);
       }
     await this.admin.createTopics(this.topics());
+    this.restoreFormats = await this.checkStateLayouts();
     for (const sub of this.plan.subtopologies)
       for (const sink of sub.sinks) this.schemaIds.set(sink.topic, await this.opts.serde.register(`${sink.topic}-value`, sink.schema));
 
@@ -231,6 +250,30 @@ export class Runner {
     this.ticker.unref();
     this.started = true;
     this.log(`[vigil] topology '${t.name}' running (${t.guarantee}), group ${this.groupId}, instance ${this.instanceId}`);
+  }
+
+  /** Compares the operators' state layouts with those their state was written under (runtime/state-layouts.ts). */
+  private async checkStateLayouts(): Promise<RestoreFormats> {
+    const brokers = this.opts.brokers;
+    return checkStateLayouts(this.plan, this.opts.resetState ?? [], {
+      admin: this.admin,
+      log: this.log,
+      async read(topic) {
+        const latest = new Map<string, { partition: number; key: string; value: string | null }>();
+        for (const r of await readTopic({ brokers, topic, untilEnd: true, readCommitted: true }))
+          if (r.key) latest.set(`${r.partition}\u0000${r.key.toString('utf8')}`, { partition: r.partition, key: r.key.toString('utf8'), value: r.value === null ? null : r.value.toString('utf8') });
+        return [...latest.values()];
+      },
+      write: async (records) => {
+        const producer = this.client.producer();
+        await producer.connect();
+        try {
+          await producer.send(records);
+        } finally {
+          await producer.disconnect();
+        }
+      },
+    });
   }
 
   /** Loads every global table before any task starts, then keeps them current. */
@@ -465,13 +508,17 @@ export class Runner {
         const target = targets.get(batch.topic);
         if (target === undefined) return;
         const store = byTopic.get(batch.topic);
+        const migrate = this.restoreFormats.get(batch.topic);
         const table = tables.get(batch.topic);
         if (table) await this.opts.serde.prepareBatch(batch.records.map((r) => r.value));
         for (const r of batch.records) {
           if (BigInt(r.offset) >= target) break;
           restored++;
           if (!r.key) continue;
-          if (store) store.restore(r.key.toString('utf8'), r.value);
+          if (store) {
+            const value = migrate === undefined ? r.value : migrate(task.partition, BigInt(r.offset), r.value);
+            if (value !== undefined) store.restore(r.key.toString('utf8'), value);
+          }
           else if (table) task.restoreTable(batch.topic, r.key.toString('utf8'), this.decodeTableRow(table, r));
         }
         this.metrics.restoreRecords.inc({ topology, store: batch.topic }, batch.records.length);

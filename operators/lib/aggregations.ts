@@ -435,16 +435,18 @@ export interface StatesCodec {
 
 /** The stored form of a window's states; `name` names the record (unique within a store's schema). */
 export function statesCodec(c: CompiledAggregations, name: string): StatesCodec {
-  const fields: AvroField[] = c.slots.map((slot, i) => ({ name: `s${i}`, type: stateKindSchema(slot.state, `${name}S${i}`) }));
   const picks = c.slots.map((slot) => slot.state === 'pick');
+  const slotToAvro = (i: number, v: unknown): unknown => (picks[i] && v !== null ? { t: (v as PickState)![0], v: (v as PickState)![1] } : v);
+  // Each slot's empty state is its field's default: state written before an aggregation was added
+  // reads (Avro resolution) as that aggregation's empty state, so adding one migrates open windows.
+  const fields: AvroField[] = c.slots.map((slot, i) => ({ name: `s${i}`, type: stateKindSchema(slot.state, `${name}S${i}`), default: slotToAvro(i, slot.init()) }));
   const n = fields.length;
   return {
     schema: { type: 'record', name, namespace: 'vigil.state', fields },
     toAvro(states) {
       const out: Record<string, unknown> = {};
       for (let i = 0; i < n; i++) {
-        const v = states[i];
-        out[`s${i}`] = picks[i] && v !== null ? { t: (v as PickState)![0], v: (v as PickState)![1] } : v;
+        out[`s${i}`] = slotToAvro(i, states[i]);
       }
       return out;
     },

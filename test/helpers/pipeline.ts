@@ -60,8 +60,8 @@ export function topologyFile(yaml: string): string {
   return file;
 }
 
-export async function startRunner(plan: Plan, serde: AvroSerde, opts: { metricsPort?: number; purgeIntervalMs?: number } = {}): Promise<Runner> {
-  const runner = new Runner({ plan, brokers: brokers(), serde, metricsPort: opts.metricsPort, purgeIntervalMs: opts.purgeIntervalMs, tickMs: 200, log: (line) => process.stderr.write(`${line}\n`) });
+export async function startRunner(plan: Plan, serde: AvroSerde, opts: { metricsPort?: number; purgeIntervalMs?: number; resetState?: string[]; log?: (line: string) => void } = {}): Promise<Runner> {
+  const runner = new Runner({ plan, brokers: brokers(), serde, metricsPort: opts.metricsPort, purgeIntervalMs: opts.purgeIntervalMs, resetState: opts.resetState, tickMs: 200, log: opts.log ?? ((line) => process.stderr.write(`${line}\n`)) });
   await runner.start();
   return runner;
 }
