@@ -240,7 +240,11 @@ export class Runner {
       if (restart) this.discardAll();
       else if (!this.stopping) this.opts.onFatal?.(err);
     });
-    await consumer.subscribe([...this.subByTopic.keys()], true);
+    // Without committed offsets a group starts where each source says: earliest, or latest.
+    const latest = [...this.subByTopic].filter(([, v]) => v.source.startLatest === true).map(([topic]) => topic);
+    const earliest = [...this.subByTopic.keys()].filter((topic) => !latest.includes(topic));
+    if (earliest.length > 0) await consumer.subscribe(earliest, true);
+    if (latest.length > 0) await consumer.subscribe(latest, false);
     await consumer.run({
       concurrency: this.opts.concurrency ?? 2,
       onAssignment: (a) => this.onAssignment(a),

@@ -130,6 +130,14 @@ export const sourceSpec: ConfigSpec = {
     description: 'A partition with no record for this long (wall clock) stops holding the watermark back.',
   },
   partitions: { kind: 'integer', default: 1, min: 1, max: 10_000, description: 'Partition count, used when Vigil creates the topic and for planning. Inputs of one sub-topology must have equal counts.' },
+  start: {
+    kind: 'enum',
+    values: ['earliest', 'latest'],
+    default: 'earliest',
+    description:
+      'Where a topology reads this topic from when its consumer group has no committed offset for it (a new topology, or a source added to one): ' +
+      '`earliest` (everything the topic holds) or `latest` (only records produced from then on). Once offsets are committed, a restart resumes from them. Tables always read from the earliest.',
+  },
 };
 
 /** Fields every operator entry takes besides its own config. */
@@ -771,6 +779,10 @@ class Loader {
           return entry;
         }
       }
+      if (c.table === true && c.start === 'latest') {
+        this.diagPath([...path, 'start'], 'value', 'INVALID_VALUE', "a table reads its topic from the earliest offset (the latest value of every key): 'start: latest' only applies to streams");
+        return entry;
+      }
       entry.def = {
         name: c.name as string,
         topic: c.topic as string,
@@ -782,6 +794,7 @@ class Loader {
         maxOutOfOrderMs: c.max_out_of_order as number,
         idleTimeoutMs: c.idle_timeout as number,
         partitions: c.partitions as number,
+        start: c.start as 'earliest' | 'latest',
         at: this.position(path),
       };
       return entry;

@@ -383,6 +383,7 @@ function planSource(s: SourceDef, kind: 'stream' | 'table', downstream: Target[]
     maxOutOfOrderMs: s.maxOutOfOrderMs,
     idleTimeoutMs: s.idleTimeoutMs,
     downstream,
+    ...(kind === 'stream' && s.start === 'latest' ? { startLatest: true } : {}),
   };
 }
 

@@ -30,6 +30,8 @@ export interface SourceDef {
   idleTimeoutMs: number;
   /** Partition count used when Vigil creates the topic. */
   partitions: number;
+  /** Where the group starts reading without a committed offset. */
+  start: 'earliest' | 'latest';
   at: Position;
 }
 
@@ -129,6 +131,8 @@ export interface PlanSource {
   /** Source name (input sources and tables) or, for a repartition topic, the writing node's ref. */
   name: string;
   topic: string;
+  /** A stream source read from the latest offset when its group has none committed (default: earliest). */
+  startLatest?: boolean;
   kind: 'stream' | 'table';
   schemaName: string;
   schema: RecordSchema;

@@ -576,3 +576,24 @@ operators:
     expect(deep).toContainEqual(expect.stringMatching(/^6:\d+: \[(YAML_SYNTAX|INVALID_VALUE)\] nested (too deeply \(at most 64 levels\)|deeper than 64 levels)/));
   });
 });
+
+describe('source start', () => {
+  const yaml = (extra: string) => `version: 1
+name: s
+sources:
+  - { name: metrics, topic: m, schema: vigil.telemetry.MetricSample${extra} }
+operators:
+  - { name: all, type: filter, where: value >= 0 }
+sinks:
+  - { name: out, from: all, topic: o }
+`;
+  it('defaults to earliest; latest marks the planned source; tables refuse latest', () => {
+    const src = (extra: string) => planTopology(parseTopology(yaml(extra), 't.yaml')).subtopologies[0]!.sources[0]!;
+    expect(src('').startLatest).toBeUndefined();
+    expect(src(', start: latest').startLatest).toBe(true);
+    expect(problems(() => parseTopology(yaml(', start: newest'), 't.yaml'))[0]).toMatch(/^4:.*start/);
+    expect(problems(() => parseTopology(yaml(', table: true, start: latest'), 't.yaml'))).toContain(
+      "4:90: [INVALID_VALUE] a table reads its topic from the earliest offset (the latest value of every key): 'start: latest' only applies to streams",
+    );
+  });
+});
