@@ -499,3 +499,41 @@ function tlsHint(err: NodeJS.ErrnoException, host: string): string {
   if (/EXPIRED|NOT_YET_VALID/.test(text)) return " (the broker's certificate is outside its validity period)";
   return '';
 }
+
+/**
+ * The partition Kafka's Java client (and kafkajs's default partitioner, and librdkafka with
+ * `partitioner: murmur2_random`) places a keyed record on: murmur2 of the key bytes, made
+ * positive, modulo the partition count.
+ */
+export function murmur2Partition(key: Buffer, partitions: number): number {
+  return (murmur2(key) & 0x7fffffff) % partitions;
+}
+
+/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), in 32-bit integer arithmetic. */
+export function murmur2(data: Buffer): number {
+  const m = 0x5bd1e995;
+  const length = data.length;
+  let h = 0x9747b28c ^ length;
+  const length4 = length >>> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    let k = data[i4]! | (data[i4 + 1]! << 8) | (data[i4 + 2]! << 16) | (data[i4 + 3]! << 24);
+    k = Math.imul(k, m);
+    k ^= k >>> 24;
+    k = Math.imul(k, m);
+    h = Math.imul(h, m) ^ k;
+  }
+  // The last 1-3 bytes (Java's switch falls through from case 3 to case 1).
+  const tail = length & ~3;
+  const rest = length % 4;
+  if (rest === 3) h ^= data[tail + 2]! << 16;
+  if (rest >= 2) h ^= data[tail + 1]! << 8;
+  if (rest >= 1) {
+    h ^= data[tail]!;
+    h = Math.imul(h, m);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, m);
+  h ^= h >>> 15;
+  return h | 0;
+}

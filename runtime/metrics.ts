@@ -15,6 +15,7 @@ export class EngineMetrics {
   readonly consumed: client.Counter<'topology' | 'topic'>;
   readonly produced: client.Counter<'topology' | 'topic'>;
   readonly deadLettered: client.Counter<'topology' | 'stage' | 'reason'>;
+  readonly misplaced: client.Counter<'topology' | 'topic'>;
   readonly lag: client.Gauge<'topology' | 'topic' | 'partition'>;
   readonly watermark: client.Gauge<'topology' | 'task'>;
   readonly stateEntries: client.Gauge<'topology' | 'task' | 'store'>;
@@ -47,6 +48,12 @@ export class EngineMetrics {
     this.consumed = new client.Counter({ name: 'vigil_records_consumed_total', help: 'Records consumed per topic', labelNames: ['topology', 'topic'], registers: r });
     this.produced = new client.Counter({ name: 'vigil_records_produced_total', help: 'Records produced per topic (outputs, changelogs, dead letters)', labelNames: ['topology', 'topic'], registers: r });
     this.deadLettered = new client.Counter({ name: 'vigil_dead_lettered_total', help: 'Records sent to the dead-letter topic', labelNames: ['topology', 'stage', 'reason'], registers: r });
+    this.misplaced = new client.Counter({
+      name: 'vigil_source_misplaced_records_total',
+      help: "Records of a keyed source on another partition than murmur2 puts their key (the producer partitions otherwise: set the source's partitioner: unknown)",
+      labelNames: ['topology', 'topic'],
+      registers: r,
+    });
     this.lag = new client.Gauge({ name: 'vigil_consumer_lag', help: 'Records between the last consumed offset and the partition end', labelNames: ['topology', 'topic', 'partition'], registers: r });
     this.watermark = new client.Gauge({ name: 'vigil_task_watermark_ms', help: 'Event-time watermark of a task', labelNames: ['topology', 'task'], registers: r });
     this.stateEntries = new client.Gauge({ name: 'vigil_state_entries', help: 'Entries in a state store of a task', labelNames: ['topology', 'task', 'store'], registers: r });

@@ -21,12 +21,13 @@
 // (fenced, timed out, connection lost) also closes the transactional producer and restarts the
 // consumer, so the group's current assignment decides who owns the partition.
 import { randomUUID } from 'node:crypto';
-import { KafkaClient } from '../connectors/kafka-client.ts';
+import { KafkaClient, murmur2Partition } from '../connectors/kafka-client.ts';
 import type {
   AdminClient,
   BatchControls,
   BatchProducer,
   ConsumedBatch,
+  ConsumedRecord,
   GroupConsumer,
   OutRecord,
   TransactionHandle,
@@ -42,6 +43,7 @@ import { EngineMetrics, serveMetrics } from './metrics.ts';
 import type { ExtraHandler } from './metrics.ts';
 import { ackEndpoint } from './ack-endpoint.ts';
 import { redactText } from '../kernel/redact.ts';
+import { printable } from '../kernel/diagnostics.ts';
 import { CONTROL_HEADER, Task, WATERMARK_HEADER, WATERMARK_TASK_HEADER, metaChangelogTopic, timersChangelogTopic, upstreamTaskCounts } from './task.ts';
 import { GlobalTableReplica } from './global-tables.ts';
 import { checkStateLayouts, stateLayoutTopic } from './state-layouts.ts';
@@ -177,6 +179,8 @@ export class Runner {
   private stopping = false;
   private started = false;
   private assignment: Array<{ topic: string; partition: number }> = [];
+  /** Topics whose misplaced keys were already warned about. */
+  private readonly warnedPlacement = new Set<string>();
   /** Migrated stores: how restore reads values written in an older format. */
   private restoreFormats: RestoreFormats = new Map();
   readonly instanceId: string;
@@ -586,6 +590,32 @@ export class Runner {
     return run;
   }
 
+  /**
+   * A keyed source promises co-location only if its producers place keys as murmur2 does: counts
+   * the records that are elsewhere, and warns once per topic with what to do.
+   */
+  private checkKeyPlacement(source: PlanSource, batch: ConsumedBatch): void {
+    const partitions = this.plan.topology.sources.find((s) => s.topic === batch.topic)?.partitions;
+    if (partitions === undefined || partitions < 2) return;
+    let misplaced = 0;
+    let example: ConsumedRecord | undefined;
+    for (const r of batch.records) {
+      if (r.key === null || murmur2Partition(r.key, partitions) === batch.partition) continue;
+      misplaced++;
+      example ??= r;
+    }
+    if (misplaced === 0) return;
+    this.metrics.misplaced.inc({ topology: this.plan.topology.name, topic: batch.topic }, misplaced);
+    if (this.warnedPlacement.has(batch.topic)) return;
+    this.warnedPlacement.add(batch.topic);
+    const key = printable(example!.key!.toString('utf8'), 200);
+    this.log(
+      `[vigil] warning: source '${source.name}' (topic ${batch.topic}): the record at partition ${batch.partition} offset ${example!.offset} has key '${key}', which Kafka's partitioner (murmur2) puts on partition ${murmur2Partition(example!.key!, partitions)}: ` +
+        `its producer partitions otherwise (librdkafka's default is crc32: set partitioner=murmur2_random there), so records of one key may be split between tasks and their windows. ` +
+        `Set 'partitioner: unknown' on the source to repartition instead (counted in vigil_source_misplaced_records_total).`,
+    );
+  }
+
   private async processBatch(slot: TaskSlot, source: PlanSource, batch: ConsumedBatch, controls: BatchControls): Promise<void> {
     const { task } = slot;
     const serde = this.opts.serde;
@@ -594,6 +624,7 @@ export class Runner {
     let n = 0;
     const table = source.kind === 'table';
     const internal = this.repartitions.has(batch.topic);
+    if (source.checkKeyPlacement === true) this.checkKeyPlacement(source, batch);
     for (const r of batch.records) {
       // Keep the group membership alive through long batches (kafkajs heartbeats only between them).
       if ((++n & 4095) === 0) await controls.heartbeat();

@@ -130,6 +130,14 @@ export const sourceSpec: ConfigSpec = {
     description: 'A partition with no record for this long (wall clock) stops holding the watermark back.',
   },
   partitions: { kind: 'integer', default: 1, min: 1, max: 10_000, description: 'Partition count, used when Vigil creates the topic and for planning. Inputs of one sub-topology must have equal counts.' },
+  partitioner: {
+    kind: 'enum',
+    values: ['murmur2', 'unknown'],
+    default: 'murmur2',
+    description:
+      "How the producers place keys on partitions. `murmur2`: as Kafka's Java client, kafkajs, and librdkafka-based clients with `partitioner: murmur2_random` do; the planner trusts `key:` (records of one key are on one partition) and Vigil counts and warns about records that are not where murmur2 puts their key. " +
+      "`unknown` (e.g. librdkafka's default, crc32-based): `key:` is not trusted, and operators that group by it read the records through a repartition topic.",
+  },
   start: {
     kind: 'enum',
     values: ['earliest', 'latest'],
@@ -789,7 +797,8 @@ class Loader {
         schemaName: schemaName as string,
         schema,
         table: c.table === true,
-        ...(c.key !== undefined ? { keyFields: c.key as string[] } : {}),
+        // A key the producers do not place by murmur2 promises no co-location: plan as if there were none.
+        ...(c.key !== undefined && c.partitioner === 'murmur2' ? { keyFields: c.key as string[] } : {}),
         ...(ts !== undefined ? { timestampField: ts } : {}),
         maxOutOfOrderMs: c.max_out_of_order as number,
         idleTimeoutMs: c.idle_timeout as number,

@@ -384,6 +384,7 @@ function planSource(s: SourceDef, kind: 'stream' | 'table', downstream: Target[]
     idleTimeoutMs: s.idleTimeoutMs,
     downstream,
     ...(kind === 'stream' && s.start === 'latest' ? { startLatest: true } : {}),
+    ...(s.keyFields !== undefined && s.keyFields.length > 0 ? { checkKeyPlacement: true } : {}),
   };
 }
 

@@ -133,6 +133,8 @@ export interface PlanSource {
   topic: string;
   /** A stream source read from the latest offset when its group has none committed (default: earliest). */
   startLatest?: boolean;
+  /** Keyed by producers trusted to place keys by murmur2: the runtime counts records that are not. */
+  checkKeyPlacement?: boolean;
   kind: 'stream' | 'table';
   schemaName: string;
   schema: RecordSchema;

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { chunkBySize } from '../../connectors/kafka-client.ts';
+import { chunkBySize, murmur2, murmur2Partition } from '../../connectors/kafka-client.ts';
 import type { OutRecord } from '../../connectors/kafka-client.ts';
 
 const rec = (i: number, bytes: number, headers?: Record<string, string>): OutRecord => ({ topic: 't', key: `k${i}`, value: Buffer.alloc(bytes), headers });
@@ -48,5 +48,27 @@ describe('kafkajs groupMessagesPerPartition (patched)', () => {
 
   it('returns nothing without partition metadata', () => {
     expect(groupMessagesPerPartition({ topic: 't', partitionMetadata: [], messages: [{ n: 1 }], partitioner: () => 0 })).toEqual({});
+  });
+});
+
+describe('murmur2 partitioning', () => {
+  it("gives Kafka's own test vectors (UtilsTest.testMurmur2) and kafkajs's results", () => {
+    const reference = createRequire(import.meta.url)('kafkajs/src/producer/partitioners/default/murmur2.js') as (b: Buffer) => number;
+    const java: Array<[string, number]> = [
+      ['21', -973932308],
+      ['foobar', -790332482],
+      ['a-little-bit-long-string', -985981536],
+      ['a-little-bit-longer-string', -1486304829],
+      ['lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8', -58897971],
+      ['abc', 479470107],
+    ];
+    for (const [text, h] of java) expect(murmur2(Buffer.from(text))).toBe(h);
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % 256;
+    for (let n = 0; n < 2000; n++) {
+      const b = Buffer.from(Array.from({ length: n % 41 }, rnd));
+      expect(murmur2(b)).toBe(reference(b));
+    }
+    expect(murmur2Partition(Buffer.from('21'), 6)).toBe((-973932308 & 0x7fffffff) % 6);
   });
 });
