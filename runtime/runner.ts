@@ -55,7 +55,7 @@ import type { ManagedStore } from './stores.ts';
 const ACK_SCHEMA = 'vigil.alerting.Ack';
 
 /** What the runner needs from the Avro serde (schemas/serde.ts). */
-export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode' | 'addReaderSchema'>;
+export type RuntimeSerde = Pick<AvroSerde, 'register' | 'prepareBatch' | 'decode' | 'encode' | 'addReaderSchema'> & Partial<Pick<AvroSerde, 'protectReadSubject'>>;
 
 export interface RunnerOptions {
   plan: Plan;
@@ -82,6 +82,8 @@ export interface RunnerOptions {
   purgeIntervalMs?: number;
   /** Operators whose state is dropped at start (`--reset-state`), e.g. after an incompatible change. */
   resetState?: readonly string[];
+  /** Raise the compatibility of the subjects the topology reads so that no producer can register a schema it cannot read (default true). */
+  protectReadSubjects?: boolean;
 }
 
 interface TaskSlot {
@@ -221,6 +223,7 @@ export class Runner {
     this.restoreFormats = await this.checkStateLayouts();
     for (const sub of this.plan.subtopologies)
       for (const sink of sub.sinks) this.schemaIds.set(sink.topic, await this.opts.serde.register(`${sink.topic}-value`, sink.schema));
+    await this.protectReadSubjects();
 
     if (this.opts.metricsPort !== undefined) {
       const ack = this.ackEndpoint();
@@ -258,6 +261,25 @@ export class Runner {
     this.ticker.unref();
     this.started = true;
     this.log(`[vigil] topology '${t.name}' running (${t.guarantee}), group ${this.groupId}, instance ${this.instanceId}`);
+  }
+
+  /**
+   * For each topic the topology reads, the registry must refuse a producer schema the source's
+   * reader schema cannot read (records written with it would all be dead-lettered): see
+   * AvroSerde.protectReadSubject. A registry that refuses is reported, not fatal.
+   */
+  private async protectReadSubjects(): Promise<void> {
+    const protect = this.opts.serde.protectReadSubject?.bind(this.opts.serde);
+    if (protect === undefined || this.opts.protectReadSubjects === false) return;
+    const seen = new Set<string>();
+    for (const source of this.plan.topology.sources) {
+      const subject = `${source.topic}-value`;
+      if (seen.has(subject)) continue;
+      seen.add(subject);
+      const r = await protect(subject, source.schema);
+      if (r.problem !== undefined) this.log(`[vigil] warning: registry subject ${subject}: ${r.problem}; producers may register schemas source '${source.name}' cannot read (their records are dead-lettered)`);
+      else if (r.level !== r.previous) this.log(`[vigil] registry subject ${subject}: compatibility ${r.previous} -> ${r.level}, with ${source.schemaName} registered: a producer schema source '${source.name}' cannot read is refused`);
+    }
   }
 
   /** Compares the operators' state layouts with those their state was written under (runtime/state-layouts.ts). */

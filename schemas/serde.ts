@@ -188,11 +188,14 @@ export class AvroSerde {
   private readonly unknown = new Map<number, { at: number; error: UnknownSchemaIdError }>();
   private readonly registered = new Map<string, Promise<number>>();
   private scratch = Buffer.allocUnsafe(64 * 1024);
+  /** The registry's URL without credentials, and its basic-auth header (for the calls the client lacks). */
+  private readonly http: { base: string; authorization?: string };
 
   constructor(opts: AvroSerdeOptions) {
     // Credentials in the URL go to the client as basic auth, never into messages.
     this.url = redactText(opts.url);
     const { url, auth } = splitUserInfo(opts.url);
+    this.http = { base: url.replace(/\/+$/, ''), ...(auth !== undefined ? { authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` } : {}) };
     this.catalog = opts.catalog ?? new Map();
     this.compatibility = opts.compatibility ?? 'BACKWARD';
     this.unknownIdRetryMs = opts.unknownIdRetryMs ?? 10_000;
@@ -249,6 +252,50 @@ export class AvroSerde {
         throw new RegistryUnavailableError(this.url, (err as Error).message, { cause: err });
       }
     }
+  }
+
+  /**
+   * Protects a subject a topology reads from producers registering schemas its reader schema
+   * cannot read: raises the subject's compatibility to a forward-transitive level (FULL_TRANSITIVE
+   * when it had backward or full guarantees, else FORWARD_TRANSITIVE) and registers the reader
+   * schema as a version, so that every later writer schema must be readable by it. Returns what it
+   * did, or why it could not (the registry refused: the caller warns, records that do not fit are
+   * still dead-lettered).
+   */
+  async protectReadSubject(subject: string, reader: RecordSchema): Promise<{ level: string; previous: string; registered: boolean; problem?: string }> {
+    const path = `/config/${encodeURIComponent(subject)}`;
+    const current = await this.registryCall('GET', `${path}?defaultToGlobal=true`);
+    const previous = String((current.body as { compatibilityLevel?: string; compatibility?: string } | undefined)?.compatibilityLevel ?? (current.body as { compatibility?: string } | undefined)?.compatibility ?? 'BACKWARD').toUpperCase();
+    const level = previous === 'FORWARD_TRANSITIVE' || previous === 'FULL_TRANSITIVE' ? previous : previous === 'FORWARD' || previous === 'NONE' ? 'FORWARD_TRANSITIVE' : 'FULL_TRANSITIVE';
+    if (level !== previous) {
+      const put = await this.registryCall('PUT', path, { compatibility: level });
+      if (put.status >= 300) return { level: previous, previous, registered: false, problem: `could not set compatibility ${level}: HTTP ${put.status} ${messageOf(put.body)}` };
+    }
+    const reg = await this.registryCall('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: JSON.stringify(reader) });
+    if (reg.status >= 300) return { level, previous, registered: false, problem: `the registry refused the reader schema ${schemaFullName(reader)}: HTTP ${reg.status} ${messageOf(reg.body)}` };
+    return { level, previous, registered: true };
+  }
+
+  private async registryCall(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.http.base}${path}`, {
+        method,
+        headers: { accept: 'application/vnd.schemaregistry.v1+json', ...(body !== undefined ? { 'content-type': 'application/vnd.schemaregistry.v1+json' } : {}), ...(this.http.authorization !== undefined ? { authorization: this.http.authorization } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        signal: AbortSignal.timeout(30_000),
+      });
+    } catch (err) {
+      throw new RegistryUnavailableError(this.url, (err as Error).message, { cause: err });
+    }
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body: parsed };
   }
 
   /** Puts a writer schema for an id in the cache without asking the registry (tests, preloading). */
@@ -459,4 +506,9 @@ export class AvroSerde {
     }
     return new AvroEncodeError(writer.id, writer.name, paths, (err as Error).message, { cause: err });
   }
+}
+
+function messageOf(body: unknown): string {
+  const m = typeof body === 'object' && body !== null ? (body as { message?: unknown }).message : body;
+  return redactText(String(m ?? '')).slice(0, 300);
 }
