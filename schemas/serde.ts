@@ -35,7 +35,7 @@ import {
   UnknownReaderSchemaError,
   UnknownSchemaIdError,
 } from './errors.ts';
-import { parseSchemaJson } from './registry/avro-schema.ts';
+import { avroProblem, parseSchemaJson } from './registry/avro-schema.ts';
 import type { CompatibilityLevel, ParsedSchema } from './registry/avro-schema.ts';
 
 type AvscSchema = Parameters<typeof avro.Type.forSchema>[0];
@@ -89,7 +89,7 @@ function checkRecordSchema(json: unknown, where: string): RecordSchema {
   try {
     avro.Type.forSchema(json as AvscSchema);
   } catch (err) {
-    throw new SchemaCatalogError(where, `invalid Avro schema: ${(err as Error).message}`, { cause: err });
+    throw new SchemaCatalogError(where, `invalid Avro schema: ${avroProblem((err as Error).message)}`, { cause: err });
   }
   return json as RecordSchema;
 }

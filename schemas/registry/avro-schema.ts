@@ -90,7 +90,7 @@ export function parseSchemaJson(json: unknown): ParsedSchema {
   try {
     avro.Type.forSchema(json as AvscSchema);
   } catch (err) {
-    throw new InvalidAvroSchemaError(`Invalid schema: ${(err as Error).message}`, { cause: err });
+    throw new InvalidAvroSchemaError(`Invalid schema: ${avroProblem((err as Error).message)}`, { cause: err });
   }
   const canonicalJson = canonicalize(json, '');
   const canonical = JSON.stringify(canonicalJson);
@@ -242,4 +242,23 @@ export function checkCompatibility(
     }
   }
   return problems;
+}
+
+/** avsc's message about a schema, in the words of the Avro specification (no JavaScript `undefined`). */
+export function avroProblem(message: string): string {
+  const rules: Array<[RegExp, (m: RegExpExecArray) => string]> = [
+    [/^non-array record fields: (.*)$/, (m) => `a record needs a "fields" array${m[1] === 'undefined' ? '' : ` (got ${m[1]})`}`],
+    [/^invalid enum symbols: (.*)$/, (m) => `an enum needs a "symbols" array of names${m[1] === 'undefined' ? '' : ` (got ${m[1]})`}`],
+    [/^missing array items: (.*)$/, () => 'an array needs "items"'],
+    [/^missing map values: (.*)$/, () => 'a map needs "values"'],
+    [/^invalid (\S+) size$/, (m) => `fixed ${m[1]} needs a positive integer "size"`],
+    [/^missing name property in schema: (.*)$/, () => 'a named type (record, enum, fixed) needs a "name"'],
+    [/^undefined type name: (.*)$/, (m) => `unknown type "${m[1]}"`],
+    [/^unknown type: (.*)$/, (m) => `unknown type ${m[1]!.startsWith('"') ? m[1] : `"${m[1]}"`}`],
+  ];
+  for (const [re, text] of rules) {
+    const m = re.exec(message);
+    if (m) return text(m);
+  }
+  return message.replace(/\bundefined\b/g, '(missing)');
 }

@@ -255,15 +255,24 @@ class Registry {
     const [a, b, c, d, e, f] = r.segments;
     const n = r.segments.length;
     const m = r.method;
-    const deleted = r.query.get('deleted') === 'true';
+    // Booleans as Confluent's (Java) registry reads them: `true` in any case.
+    const flag = (name: string): boolean => (r.query.get(name) ?? '').toLowerCase() === 'true';
+    const deleted = flag('deleted');
+    const prefix = r.query.get('subjectPrefix') ?? '';
     if (n === 0) return only(m, 'GET', () => ({}));
     switch (a) {
       case 'subjects': {
-        if (n === 1) return only(m, 'GET', () => this.state.subjects(deleted));
+        if (n === 1)
+          return only(m, 'GET', () => {
+            // deletedOnly: subjects whose every version is soft-deleted.
+            const live = new Set(this.state.subjects(false));
+            const all = flag('deletedOnly') ? this.state.subjects(true).filter((x) => !live.has(x)) : this.state.subjects(deleted);
+            return all.filter((x) => x.startsWith(prefix));
+          });
         const subject = b!;
         if (n === 2) {
           if (m === 'POST') return this.missSync(() => this.lookup(subject, r.body, deleted));
-          if (m === 'DELETE') return this.deleteSubject(subject, r.query.get('permanent') === 'true');
+          if (m === 'DELETE') return this.deleteSubject(subject, flag('permanent'));
           throw methodNotAllowed();
         }
         if (c !== 'versions') throw notFound();
@@ -275,7 +284,7 @@ class Registry {
         const version = d!;
         if (n === 4) {
           if (m === 'GET') return this.missSync(() => versionBody(this.getVersion(subject, version, deleted), this.state));
-          if (m === 'DELETE') return this.deleteVersion(subject, version, r.query.get('permanent') === 'true');
+          if (m === 'DELETE') return this.deleteVersion(subject, version, flag('permanent'));
           throw methodNotAllowed();
         }
         if (n === 5 && e === 'schema') {
@@ -289,6 +298,17 @@ class Registry {
         throw notFound();
       }
       case 'schemas': {
+        if (n === 1)
+          return only(m, 'GET', () => {
+            const latestOnly = flag('latestOnly');
+            const out: Array<{ subject: string; version: number; id: number; schema: string }> = [];
+            for (const subject of this.state.subjects(deleted)) {
+              if (!subject.startsWith(prefix)) continue;
+              const versions = this.state.versions(subject, deleted);
+              for (const v of latestOnly ? versions.slice(-1) : versions) out.push(versionBody(v, this.state));
+            }
+            return out;
+          });
         if (b === 'types' && n === 2) return only(m, 'GET', () => ['AVRO']);
         if (b !== 'ids' || n < 3) throw notFound();
         const id = parseId(c!);
@@ -320,17 +340,22 @@ class Registry {
         }
         if (n !== 2) throw notFound();
         const subject = b!;
-        if (m === 'GET') return this.missSync(() => this.getSubjectConfig(subject, r.query.get('defaultToGlobal') === 'true'));
+        if (m === 'GET') return this.missSync(() => this.getSubjectConfig(subject, flag('defaultToGlobal')));
         if (m === 'PUT') return this.putConfig(subject, r.body);
         if (m === 'DELETE') return this.deleteConfig(subject);
         throw methodNotAllowed();
       }
       case 'mode':
-        if (n === 1) return only(m, 'GET', () => ({ mode: 'READWRITE' }));
+        // Read-only: this registry is always READWRITE, globally and per subject.
+        if (n === 1 || n === 2) return only(m, 'GET', () => ({ mode: 'READWRITE' }));
+        throw notFound();
+      case 'contexts':
+        // One context, the default one.
+        if (n === 1) return only(m, 'GET', () => ['.']);
         throw notFound();
       case 'compatibility': {
         if (b !== 'subjects' || d !== 'versions' || (n !== 4 && n !== 5) || f !== undefined) throw notFound();
-        const verbose = r.query.get('verbose') === 'true';
+        const verbose = flag('verbose');
         return only(m, 'POST', () => this.testCompatibility(c!, n === 5 ? e! : undefined, r.body, verbose));
       }
       default:

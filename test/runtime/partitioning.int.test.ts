@@ -23,6 +23,8 @@ const T0 = 1_700_000_040_000 - (1_700_000_040_000 % 60_000);
 // A host whose partition differs under the two hashes (2 partitions).
 const HOST = ['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'h7', 'h8'].find((h) => murmur2Partition(Buffer.from(h), 2) !== (crc32(h) >>> 0) % 2)!;
 
+const CLOSERS = Array.from({ length: 64 }, (_, i) => `z${i}`);
+
 async function run(partitioner: string): Promise<{ rows: Array<Record<string, unknown>>; logs: string[]; misplaced: number }> {
   const name = uniqueName('partitioner');
   await createTopics([`${name}.in`], { partitions: 2 });
@@ -33,9 +35,11 @@ async function run(partitioner: string): Promise<{ rows: Array<Record<string, un
   await produceRaw([
     ...Array.from({ length: 10 }, (_, i) => at(HOST, 1000 + i, murmur)),
     ...Array.from({ length: 10 }, (_, i) => at(HOST, 2000 + i, crc)),
-    // Later records on both partitions close the window.
-    at('z', 5 * 60_000, 0),
-    at('z', 5 * 60_000, 1),
+    // Later records on both partitions, each where murmur2 puts its key, close the window.
+    ...[0, 1].map((p) => {
+      const key = CLOSERS.find((k) => murmur2Partition(Buffer.from(k), 2) === p)!;
+      return at(key, 5 * 60_000, p);
+    }),
   ]);
   const logs: string[] = [];
   const runner = await startRunner(

@@ -219,7 +219,7 @@ describe('schema registry server', () => {
       ['GET', '/schemas/ids/999', undefined, 404, 40403],
       ['GET', '/subjects/e/versions/0', undefined, 422, 42202],
       ['GET', '/subjects/e/versions/one', undefined, 422, 42202],
-      ['POST', '/subjects/e/versions', { schema: '{"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]}' }, 422, 42201, /undefined type name: nope/],
+      ['POST', '/subjects/e/versions', { schema: '{"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]}' }, 422, 42201, /unknown type "nope"/],
       ['POST', '/subjects/e/versions', { schema: '{not json' }, 422, 42201],
       ['POST', '/subjects/e/versions', { schema: 'syntax = "proto3";', schemaType: 'PROTOBUF' }, 422, 42201, /supports only AVRO/],
       ['POST', '/subjects/e/versions', { schema: JSON.stringify(v1), references: [{ name: 'x', subject: 'y', version: 1 }] }, 422, 42201, /references are not supported/],
@@ -321,6 +321,44 @@ describe('schema registry server', () => {
     for (let v = 1; v <= 12; v++) {
       const [x, y] = await Promise.all([rest(one.url, 'GET', `/subjects/all/versions/${v}`), rest(two.url, 'GET', `/subjects/all/versions/${v}`)]);
       expect(y.body).toEqual(x.body);
+    }
+  });
+
+  it('answers what clients call besides registration: /schemas, /mode, /contexts, prefixes, deletedOnly, booleans in any case, messages in Avro terms', async () => {
+    const { url } = await registry();
+    expect((await rest(url, 'POST', '/subjects/app.a-value/versions', { schema: JSON.stringify(v1) })).status).toBe(200);
+    expect((await rest(url, 'POST', '/subjects/app.a-value/versions', { schema: JSON.stringify(v2) })).status).toBe(200);
+    expect((await rest(url, 'POST', '/subjects/other-value/versions', { schema: JSON.stringify(hostOnly) })).status).toBe(200);
+    expect((await rest(url, 'POST', '/subjects/gone-value/versions', { schema: JSON.stringify(hostOnly) })).status).toBe(200);
+    expect((await rest(url, 'DELETE', '/subjects/gone-value')).status).toBe(200);
+
+    const all = await rest(url, 'GET', '/schemas');
+    expect(all.body.map((x: { subject: string; version: number }) => `${x.subject}/${x.version}`)).toEqual(['app.a-value/1', 'app.a-value/2', 'other-value/1']);
+    const latest = await rest(url, 'GET', '/schemas?subjectPrefix=app.&latestOnly=TRUE');
+    expect(latest.body).toEqual([expect.objectContaining({ subject: 'app.a-value', version: 2, schema: expect.stringContaining('unit') })]);
+    expect((await rest(url, 'GET', '/subjects?subjectPrefix=app.')).body).toEqual(['app.a-value']);
+    expect((await rest(url, 'GET', '/subjects?deletedOnly=True')).body).toEqual(['gone-value']);
+    expect((await rest(url, 'GET', '/subjects?deleted=True')).body).toEqual(['app.a-value', 'gone-value', 'other-value']);
+    expect((await rest(url, 'GET', '/mode')).body).toEqual({ mode: 'READWRITE' });
+    expect((await rest(url, 'GET', '/mode/app.a-value')).body).toEqual({ mode: 'READWRITE' });
+    expect((await rest(url, 'GET', '/contexts')).body).toEqual(['.']);
+    // normalize is accepted (schemas are always stored in canonical form: the same id either way).
+    const again = await rest(url, 'POST', '/subjects/app.a-value/versions?normalize=true', { schema: JSON.stringify(v2, null, 2) });
+    expect(again.body).toEqual({ id: latest.body[0].id });
+    const compat = await rest(url, 'POST', '/compatibility/subjects/app.a-value/versions/latest?verbose=True', { schema: JSON.stringify(v2Required) });
+    expect(compat.body.is_compatible).toBe(false);
+    expect(compat.body.messages.length).toBeGreaterThan(0);
+
+    for (const [schema, text] of [
+      [{ type: 'record', name: 'X' }, 'Invalid schema: a record needs a "fields" array'],
+      [{ type: 'enum', name: 'E' }, 'Invalid schema: an enum needs a "symbols" array of names'],
+      [{ type: 'array' }, 'Invalid schema: an array needs "items"'],
+      [{ type: 'record', name: 'X', fields: [{ name: 'a', type: 'Nope' }] }, 'Invalid schema: unknown type "Nope"'],
+    ] as const) {
+      const bad = await rest(url, 'POST', '/subjects/bad-value/versions', { schema: JSON.stringify(schema) });
+      expect(bad.status).toBe(422);
+      expect(bad.body.message).toBe(text);
+      expect(bad.body.message).not.toMatch(/undefined/);
     }
   });
 });

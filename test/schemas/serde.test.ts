@@ -124,7 +124,7 @@ describe('schema catalog', () => {
       ['missing.avsc', null, /cannot read/],
       ['broken.avsc', '{"type": "record",', /not valid JSON/],
       ['string.avsc', '"string"', /must be an Avro record/],
-      ['bad-type.avsc', JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'nope' }] }), /invalid Avro schema: undefined type name: nope/],
+      ['bad-type.avsc', JSON.stringify({ type: 'record', name: 'X', fields: [{ name: 'a', type: 'nope' }] }), /invalid Avro schema: unknown type "nope"/],
       ['proto.avsc', JSON.stringify({ type: 'record', name: 'P', fields: [{ name: 'x', type: { type: 'record', name: 'Q', fields: [{ name: 'constructor', type: 'int' }] } }] }), /'constructor' is not allowed as a field name/],
     ];
     for (const [name, text, message] of cases) {
@@ -410,7 +410,7 @@ describe('registration through the client', () => {
       .register('s', { type: 'record', name: 'X', fields: [{ name: 'a', type: 'nope' }] })
       .catch((e: unknown) => e);
     expect(invalid).toBeInstanceOf(RegisterSchemaError);
-    expect((invalid as Error).message).toMatch(/undefined type name: nope/);
+    expect((invalid as Error).message).toMatch(/unknown type "nope"/);
   });
 });
 
