@@ -619,6 +619,9 @@ class Compiler {
       if (!isNumeric(nonNull(c.ty))) fail('EXPR_TYPE', `${what}, but '${show(n, this.src)}' is ${describeTy(c.ty)}`, c.start);
     }
     this.checkNonNullOperands(node, l, r, `operator '${op}'`);
+    // A constant zero divisor gives every record Infinity or NaN, which no numeric output field
+    // takes (every record would be dead-lettered): refused where it is written.
+    if ((op === '/' || op === '%') && r.isConst && r.value === 0) fail('EXPR_TYPE', `division by the constant 0 in '${show(node, this.src)}': every record would get ${op === '/' ? 'Infinity or NaN' : 'NaN'}`, r.start);
     const lt = l.ty as NumericTy;
     const rt = r.ty as NumericTy;
     const ty: Ty = op === '/' ? T_DOUBLE : integralResult(lt, rt);

@@ -300,6 +300,8 @@ export function parseTopology(text: string, file: string, opts: LoadOptions): To
 
 class Loader {
   private readonly diags: Diagnostic[] = [];
+  /** Interpolated environment values -> the variable that gave each (never printed: hideEnvValues). */
+  private readonly envValues = new Map<string, string>();
   private readonly lc = new LineCounter();
   private readonly locs = new Map<string, Loc>();
   private tagOffsets: number[] = [];
@@ -334,7 +336,18 @@ class Loader {
 
   private diagAt(offset: number, code: DiagnosticCode, message: string): void {
     const { line, col } = this.lc.linePos(Math.max(0, Math.min(offset, this.text.length)));
-    this.diags.push({ file: this.file, line, column: col, code, message });
+    this.diags.push({ file: this.file, line, column: col, code, message: this.hideEnvValues(message) });
+  }
+
+  /**
+   * A message with every interpolated environment value (3 characters or more) shown as the
+   * reference that brought it, `${NAME}`: allowlisted variables may hold secrets, and a diagnostic
+   * about a value (a topic name it does not fit) must not print it.
+   */
+  private hideEnvValues(message: string): string {
+    let out = message;
+    for (const [value, name] of this.envValues) if (value.length >= 3) out = out.replaceAll(value, `\${${name}}`);
+    return out;
   }
 
   private position(path: Path): Position {
@@ -532,6 +545,7 @@ class Loader {
         out += m[2];
       } else {
         out += value;
+        this.envValues.set(value, name);
       }
       i = close + 1;
     }

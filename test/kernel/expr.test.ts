@@ -327,3 +327,12 @@ describe('expressions: safety', () => {
     expect(hits).toBe(500);
   });
 });
+
+describe('division by a constant zero', () => {
+  it('is refused where it is written, constant-folded divisors included; other divisors compile', () => {
+    expect(error('value / 0').message).toBe("division by the constant 0 in 'value / 0': every record would get Infinity or NaN");
+    expect(error('len(host) % (2 - 2)').message).toMatch(/^division by the constant 0 in 'len\(host\) % \(2 - 2\)': every record would get NaN/);
+    expect(() => compileExpression('value / 2', metric)).not.toThrow();
+    expect(() => compileExpression('value / value', metric)).not.toThrow();
+  });
+});

@@ -597,3 +597,20 @@ sinks:
     );
   });
 });
+
+describe('interpolated environment values in messages', () => {
+  it('are shown as the ${NAME} that brought them, never as their value', () => {
+    const yaml = `version: 1
+name: s
+sources:
+  - { name: metrics, topic: "\${TOPIC}", schema: vigil.telemetry.MetricSample }
+operators:
+  - { name: all, type: filter, where: value >= 0 }
+sinks:
+  - { name: out, from: all, topic: o }
+`;
+    const found = problems(() => parseTopology(yaml, 't.yaml', { env: { TOPIC: 'no spaces s3cr3t' }, envAllowlist: ['TOPIC'] }));
+    expect(found).toEqual(["4:29: [INVALID_VALUE] 'topic' must match ^[a-zA-Z0-9._-]{1,249}$, got '${TOPIC}'"]);
+    expect(found.join('\n')).not.toContain('s3cr3t');
+  });
+});
