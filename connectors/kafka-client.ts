@@ -203,6 +203,18 @@ function topicMessages(records: OutRecord[]): Array<{ topic: string; messages: M
   return [...byTopic].map(([topic, messages]) => ({ topic, messages }));
 }
 
+/** Runs fn again while it fails with an error Kafka calls retriable, for up to about 30 s. */
+async function retryRetriable<T>(fn: () => Promise<T>): Promise<T> {
+  for (let delay = 100, waited = 0; ; waited += delay, delay = Math.min(delay * 2, 2000)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if ((err as { retriable?: boolean }).retriable !== true || waited >= 30_000) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 /** Sends records in order, as requests of at most `maxBytes` (acks=all, no compression). */
 async function sendChunked(target: Pick<Producer, 'sendBatch'>, records: OutRecord[], maxBytes: number): Promise<void> {
   for (const chunk of chunkBySize(records, maxBytes)) await target.sendBatch({ topicMessages: topicMessages(chunk), acks: -1, compression: CompressionTypes.None });
@@ -279,7 +291,9 @@ export class KafkaClient {
       },
       async offsets(topic) {
         await ready();
-        const offs = await admin.fetchTopicOffsets(topic);
+        // A topic another instance has just created can answer NOT_LEADER for a moment (its
+        // leader is in the metadata before the partition is ready): retried, as kafkajs does not.
+        const offs = await retryRetriable(() => admin.fetchTopicOffsets(topic));
         return offs.map((o) => ({ partition: o.partition, low: o.low, high: o.high }));
       },
       async groupOffsets(groupId, topic) {

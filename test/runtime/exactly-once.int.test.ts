@@ -178,7 +178,7 @@ describe('stateful processing survives crashes', () => {
     const a = start('a');
     const b = start('b');
     try {
-      await waitFor(() => /assigned \d/.test(a.output()) && /assigned \d/.test(b.output()), 120_000, 'both instances assigned');
+      await waitFor(() => /assigned \d/.test(a.output()) && /assigned \d/.test(b.output()), 120_000, () => `both instances assigned (logs: ${a.output().slice(-1500)} ${b.output().slice(-1500)})`);
       await waitFor(() => watch.windows() >= sc.expected.size * 0.3, 180_000, `first windows (logs: ${a.output().slice(-800)} ${b.output().slice(-800)})`);
       a.kill('SIGKILL');
       await exited(a);
