@@ -51,6 +51,29 @@ type Ev = (v: Record<string, unknown>) => unknown;
 
 const MAX_DEPTH = 64;
 const MAX_LENGTH = 10_000;
+
+/**
+ * Text one evaluation may scan (regex and substring searches, case changes), in UTF-16 code
+ * units. Each of those is linear, but an expression may repeat them over a large value: past the
+ * budget the evaluation throws, and the record goes to the dead-letter topic (reason
+ * `over-budget`) instead of holding up its partition.
+ */
+export const EVALUATION_BUDGET = 1 << 24;
+let scanned = 0;
+
+export class EvaluationBudgetError extends Error {
+  override name = 'EvaluationBudgetError';
+  /** The dead-letter reason. */
+  readonly reason = 'over-budget';
+  constructor() {
+    super(`expression evaluation over budget: it would scan more than ${EVALUATION_BUDGET} characters of text for one record`);
+  }
+}
+
+function charge(n: number): void {
+  scanned += n;
+  if (scanned > EVALUATION_BUDGET) throw new EvaluationBudgetError();
+}
 const hasOwn = Object.hasOwn;
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
@@ -936,7 +959,14 @@ function fnStringToString(name: string, doc: string, f: (s: string) => string): 
       const a = args[0].ev;
       const consts = constsOf(args[0].ty);
       const ty: Ty = consts === undefined ? T_STRING : { k: 'string', consts: [...new Set(consts.map(f))] };
-      return { ty, ev: (v) => f(a(v) as string) };
+      return {
+        ty,
+        ev: (v) => {
+          const x = a(v) as string;
+          charge(x.length);
+          return f(x);
+        },
+      };
     },
   };
 }
@@ -955,9 +985,23 @@ function fnStringPredicate(name: string, doc: string, f: (s: string, x: string) 
       const b = args[1].ev;
       if (args[1].isConst) {
         const c = args[1].value as string;
-        return { ty: T_BOOLEAN, ev: (v) => f(a(v) as string, c) };
+        return {
+          ty: T_BOOLEAN,
+          ev: (v) => {
+            const x = a(v) as string;
+            charge(x.length);
+            return f(x, c);
+          },
+        };
       }
-      return { ty: T_BOOLEAN, ev: (v) => f(a(v) as string, b(v) as string) };
+      return {
+        ty: T_BOOLEAN,
+        ev: (v) => {
+          const x = a(v) as string;
+          charge(x.length);
+          return f(x, b(v) as string);
+        },
+      };
     },
   };
 }
@@ -1100,7 +1144,14 @@ const FUNCTION_LIST: FunctionSpec[] = [
         return fail('EXPR_FUNCTION', `invalid regular expression: ${(e as Error).message}`, p.start);
       }
       const a = args[0].ev;
-      return { ty: T_BOOLEAN, ev: (v) => re.test(a(v) as string) };
+      return {
+        ty: T_BOOLEAN,
+        ev: (v) => {
+          const x = a(v) as string;
+          charge(x.length);
+          return re.test(x);
+        },
+      };
     },
   },
   {
@@ -1264,8 +1315,12 @@ export function compileExpression(src: string, schema: RecordSchema): CompiledEx
   const ev = c.ev;
   const compiled: CompiledExpression = {
     source: src,
-    // Every closure returns null rather than undefined, so the tree's root is the evaluator.
-    evaluate: ev,
+    // Every closure returns null rather than undefined, so the tree's root is the evaluator; each
+    // evaluation starts a fresh text budget.
+    evaluate: (v) => {
+      scanned = 0;
+      return ev(v);
+    },
     type: avroFromTy(stripConsts(ty)),
     ty,
     fields: [...ctx.paths].filter(([, n]) => n > 0).map(([p]) => p),

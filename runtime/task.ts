@@ -235,9 +235,11 @@ class NodeRuntime implements OperatorContext {
 
   fail(err: unknown, input: InputRef | undefined): void {
     this.counters.errors++;
+    // An error may name its own reason (an expression over its evaluation budget: over-budget).
+    const own = err instanceof Error ? (err as { reason?: unknown }).reason : undefined;
     this.task.hooks.deadLetter({
       stage: 'operator',
-      reason: 'operator-error',
+      reason: typeof own === 'string' ? own : 'operator-error',
       detail: err instanceof Error ? err.message : String(err),
       node: this.name,
       input,

@@ -149,6 +149,7 @@ export function renderReference(defs: readonly OperatorDefinition<any>[], sinks:
     '  or string operations until given a default: `(tags.region ?? "unknown")`, `coalesce(unit, "")`.',
     '- `x in [..]` tests list membership, `"k" in tags` tests a map key, `x in list_field` an array.',
     '- Field lookups only see the record\'s own fields; `__proto__`, `constructor` and `prototype` are refused.',
+    '- Division by a constant zero (`value / 0`, `x % (1 - 1)`) is refused where it is written. Each evaluation may scan at most 16 Mi characters of text (`matches`, `contains`, `starts_with`, `ends_with`, `lower`, `upper`): an expression that would scan more for one record stops, and the record goes to the dead-letter topic with the reason `over-budget`.',
     '',
     functionsTable(),
     '',

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { RecordSchema } from '../../kernel/operator.ts';
-import { checkExpressionSyntax, compileExpression, expressionFunctions } from '../../kernel/expr.ts';
+import { EVALUATION_BUDGET, EvaluationBudgetError, checkExpressionSyntax, compileExpression, expressionFunctions } from '../../kernel/expr.ts';
 import { ExpressionError } from '../../kernel/diagnostics.ts';
 
 const schema = (f: string): RecordSchema => JSON.parse(readFileSync(new URL(`../../schemas/${f}.avsc`, import.meta.url), 'utf8')) as RecordSchema;
@@ -334,5 +334,19 @@ describe('division by a constant zero', () => {
     expect(error('len(host) % (2 - 2)').message).toMatch(/^division by the constant 0 in 'len\(host\) % \(2 - 2\)': every record would get NaN/);
     expect(() => compileExpression('value / 2', metric)).not.toThrow();
     expect(() => compileExpression('value / value', metric)).not.toThrow();
+  });
+});
+
+describe('evaluation budget', () => {
+  it('a record whose evaluation would scan more text than the budget throws EvaluationBudgetError; the next record starts afresh', () => {
+    const many = Array.from({ length: 20 }, (_, i) => `matches(host, "x${i}y") || contains(host, "z${i}")`).join(' || ');
+    const e = compileExpression(many, metric);
+    const big = { timestamp: 0, name: 'n', host: 'a'.repeat(1 << 19), value: 1, unit: '', tags: {} };
+    // 40 scans of 512 Ki characters: 20 Mi > the 16 Mi budget.
+    expect(() => e.evaluate(big)).toThrow(EvaluationBudgetError);
+    expect(() => e.evaluate(big)).toThrow(`expression evaluation over budget: it would scan more than ${EVALUATION_BUDGET} characters of text for one record`);
+    // Within the budget (the same expression on a smaller value, or one scan of the large one).
+    expect(e.evaluate({ ...big, host: 'a'.repeat(1000) })).toBe(false);
+    expect(compileExpression('matches(host, "b")', metric).evaluate(big)).toBe(false);
   });
 });

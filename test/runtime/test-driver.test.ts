@@ -118,3 +118,34 @@ describe('TestDriver and Task', () => {
     expect(values(d.output('out'))).toEqual([{ host: 'a', sum: 1, at: 110 }, { host: 'a', sum: 7, at: 110 }]);
   });
 });
+
+describe('an expression over its evaluation budget', () => {
+  it('dead-letters the record (reason over-budget) and the next records go on', async () => {
+    const { parseTopology } = await import('../../topology/loader.ts');
+    const { planTopology } = await import('../../topology/plan.ts');
+    const { operatorRegistry } = await import('../../operators/registry.ts');
+    const where = Array.from({ length: 40 }, (_, i) => `matches(message, "q${i}")`).join(' || ') + ' || true';
+    const d = new TestDriver(
+      planTopology(
+        parseTopology(
+          `version: 1
+name: budget
+sources:
+  - { name: logs, topic: l, schema: vigil.telemetry.LogLine }
+operators:
+  - { name: f, type: filter, where: '${where}' }
+sinks:
+  - { name: out, from: f, topic: o }
+`,
+          'budget.yaml',
+          { operators: operatorRegistry },
+        ),
+      ),
+    );
+    const line = (message: string) => ({ timestamp: 1, host: 'h', service: 's', level: 'INFO', message, attributes: {} });
+    d.pipe('logs', line('x'.repeat(1 << 20)));
+    d.pipe('logs', line('small'));
+    expect(d.deadLetters().map((x) => [x.stage, x.reason])).toEqual([['operator', 'over-budget']]);
+    expect(d.output('out')).toHaveLength(1);
+  });
+});
