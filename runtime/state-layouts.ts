@@ -14,7 +14,6 @@
 import type { AdminClient, OutRecord } from '../connectors/kafka-client.ts';
 import { compareLayouts, stateLayouts } from '../topology/state-layout.ts';
 import type { OperatorLayout } from '../topology/state-layout.ts';
-import { changelogTopicName } from '../topology/plan.ts';
 import type { Plan } from '../topology/types.ts';
 import type { AvroType } from '../kernel/schema.ts';
 import { resolveSchemas } from '../schemas/resolve.ts';
@@ -79,14 +78,14 @@ export async function checkStateLayouts(plan: Plan, reset: readonly string[], io
     const prev = stored.get(now.operator);
     const change = compareLayouts(now.operator, prev?.layout, now);
     if (reset.includes(now.operator)) {
-      const topics = new Set([...now.stores.map((s) => s.changelogTopic), ...(prev?.layout.stores ?? []).map((s) => changelogTopicName(t.name, now.operator, s.store))]);
+      // The changelogs of its stores now and of those it had (a removed store's topic keeps its name).
+      const topics = new Set([...now.stores, ...(prev?.layout.stores ?? [])].map((s) => s.changelogTopic));
+      const existing = new Set(await io.admin.listTopics());
       const skipBefore: Record<string, Record<string, string>> = {};
       let dropped = 0;
       for (const ct of topics) {
-        if (!(await io.admin.listTopics()).includes(ct)) continue;
-        const before: Record<string, string> = {};
-        for (const o of await io.admin.offsets(ct)) before[String(o.partition)] = o.high;
-        skipBefore[ct] = before;
+        if (!existing.has(ct)) continue;
+        skipBefore[ct] = await endOffsets(io.admin, ct);
         const live = (await io.read(ct)).filter((r) => r.value !== null);
         dropped += live.length;
         writes.push(...live.map((r) => ({ topic: ct, partition: r.partition, key: r.key, value: null })));
@@ -109,11 +108,7 @@ export async function checkStateLayouts(plan: Plan, reset: readonly string[], io
     for (const s of now.stores) {
       const older = [...(prev!.formats[s.store] ?? [])];
       const m = change.migrations.find((x) => x.store === s.store);
-      if (m !== undefined) {
-        const before: Record<string, string> = {};
-        for (const o of await io.admin.offsets(s.changelogTopic)) before[String(o.partition)] = o.high;
-        older.push({ schema: m.from, before });
-      }
+      if (m !== undefined) older.push({ schema: m.from, before: await endOffsets(io.admin, s.changelogTopic) });
       const skip = skips[s.changelogTopic];
       if (older.length === 0) {
         if (skip !== undefined) formats.set(s.changelogTopic, skipper(skip));
@@ -150,6 +145,13 @@ export async function checkStateLayouts(plan: Plan, reset: readonly string[], io
     );
   if (writes.length > 0) await io.write(writes);
   return formats;
+}
+
+/** Each partition's end offset (what restore reads up to now), keyed by partition. */
+async function endOffsets(admin: AdminClient, topic: string): Promise<Record<string, string>> {
+  const before: Record<string, string> = {};
+  for (const o of await admin.offsets(topic)) before[String(o.partition)] = o.high;
+  return before;
 }
 
 /** A reader that skips the records below the offsets (per partition) and passes the rest as they are. */
