@@ -58,8 +58,9 @@ has the records flagged anomalous; \`changes\` the records at which the flag tur
 Numenta's HTM log-likelihood: a deviation with probability p under the detector's model scores -log10(p)/10, so 0.3 is
 p = 1e-3, 0.5 is p = 1e-5 (about 4.4 standard deviations), 0.9 is p = 1e-9; above 0.9 the scale bends so that scores
 stay below 1 and keep their order. \`novelty\` scores how novel the latest stretch is against the most novel one seen
-recently (0.5: as novel; near 1: far more), and scores 0 for 80 values after a new maximum, so that an anomaly is
-reported where it starts. Its measured quality on the Numenta Anomaly Benchmark is in bench/README.md.
+before (0.5: as novel; near 1: far more), and scores 0 for 80 values after a new maximum, so that an anomaly is
+reported where it starts; a value past the whole range the series has shown, by more than 5 % of that range, scores
+0.5 or more on its own. Its measured quality on the Numenta Anomaly Benchmark is in bench/README.md.
 
 **Flag and hysteresis.** A series becomes anomalous when a score reaches \`threshold\`, and stays anomalous until
 \`clear_after\` consecutive scores are below \`clear\`, so a score wavering around the threshold does not flap the flag.
