@@ -18,8 +18,8 @@
 //    more than 5 % of that range, is novel whatever its shape: it scores 0.5 at 5 % past the range
 //    and near 1 far past it, on every value, and again only after 50 values within the margin.
 //
-// The score is the larger of the two. Measured on the Numenta Anomaly Benchmark (bench/README.md):
-// each measure adds to every category of the corpus, and the parameters are the same for all.
+// The score is the larger of the two. Measured on the Numenta Anomaly Benchmark with the same
+// parameters for every series: bench/README.md has the score and what each part adds to it.
 import type { Assessment, Detector, DetectorKind, DetectorParams } from './index.ts';
 
 const BLOCK = 4;
